@@ -1,0 +1,216 @@
+"""Exceptions raised by failover.
+
+Every exception the library raises derives from :class:`FailoverError`::
+
+    FailoverError
+    ├── ConfigError (ValueError)            bad setting, URL or environment variable
+    ├── InvalidKeyError (ValueError)        key rejected before any network call
+    ├── InvalidMetadataError (ValueError)   user metadata that not every cloud can store
+    ├── NotFoundError (FileNotFoundError)   the object does not exist (an answer, not a failure)
+    ├── IntegrityError                      bytes do not match their sha256 on every replica
+    ├── AllBackendsFailed                   no backend could serve the call; .errors per backend
+    ├── QuorumNotReached                    too few replicas acknowledged a write
+    └── BackendError                        one backend's failure, mapped from its SDK
+        ├── TransientError                  worth retrying or failing over
+        │   ├── BackendUnavailable          connection refused, reset or DNS failure
+        │   ├── BackendTimeout              connect/read timeout or deadline reached
+        │   ├── ThrottledError              429, 503, SlowDown
+        │   └── ServerError                 other 5xx
+        └── PermanentError                  retrying cannot help
+            ├── PermissionDeniedError       401/403, bad or missing credentials
+            ├── PreconditionFailedError     conditional write lost (412/409)
+            ├── BucketNotFoundError         the bucket/container/directory itself is missing
+            └── BackendRequestError         any other 4xx the backend rejected
+
+Backends map their SDK's exceptions into the ``BackendError`` branch, chaining the
+original (``raise mapped from exc``). A missing *object* is ``NotFoundError`` (with the
+backend's name in ``.backend``); it is deliberately not a ``BackendError`` so that no
+policy ever counts it as a failure.
+
+No message, ``repr`` or log line built from these exceptions contains a credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+__all__ = [
+    "AllBackendsFailed",
+    "BackendError",
+    "BackendRequestError",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "BucketNotFoundError",
+    "ConfigError",
+    "FailoverError",
+    "IntegrityError",
+    "InvalidKeyError",
+    "InvalidMetadataError",
+    "NotFoundError",
+    "PermanentError",
+    "PermissionDeniedError",
+    "PreconditionFailedError",
+    "QuorumNotReached",
+    "ServerError",
+    "ThrottledError",
+    "TransientError",
+    "is_transient",
+]
+
+
+class FailoverError(Exception):
+    """Root of every exception raised by failover."""
+
+
+class ConfigError(FailoverError, ValueError):
+    """A setting, backend URL or ``FAILOVER_*`` environment variable is invalid.
+
+    The message names the setting and the values it accepts.
+    """
+
+
+class InvalidKeyError(FailoverError, ValueError):
+    """An object key breaks the key rules; raised before any network call."""
+
+
+class InvalidMetadataError(FailoverError, ValueError):
+    """User metadata that cannot be stored identically on every cloud."""
+
+
+class NotFoundError(FailoverError, FileNotFoundError):
+    """The object does not exist.
+
+    Attributes:
+        key: the object key.
+        backend: name of the backend that answered, or ``None`` when the answer
+            summarises several backends.
+    """
+
+    def __init__(self, key: str, *, backend: str | None = None) -> None:
+        where = f" on backend {backend!r}" if backend else ""
+        super().__init__(f"object {key!r} not found{where}")
+        self.key = key
+        self.backend = backend
+
+
+class IntegrityError(FailoverError):
+    """Stored bytes do not match their recorded sha256 (on every replica tried)."""
+
+
+class BackendError(FailoverError):
+    """One backend failed; subclasses say whether retrying can help.
+
+    Attributes:
+        backend: name of the backend, when known.
+    """
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, backend: str | None = None) -> None:
+        prefix = f"[{backend}] " if backend else ""
+        super().__init__(prefix + message)
+        self.backend = backend
+
+
+class TransientError(BackendError):
+    """A failure that may go away: retry with backoff, or fail over."""
+
+    transient = True
+
+
+class BackendUnavailable(TransientError):
+    """The backend refused or reset the connection, or its name did not resolve."""
+
+
+class BackendTimeout(TransientError):
+    """The backend did not answer within the timeout or the call's deadline."""
+
+
+class ThrottledError(TransientError):
+    """The backend is throttling (HTTP 429, 503, S3 ``SlowDown``)."""
+
+
+class ServerError(TransientError):
+    """The backend answered with a 5xx server error."""
+
+
+class PermanentError(BackendError):
+    """A failure that retrying the same request cannot fix."""
+
+
+class PermissionDeniedError(PermanentError):
+    """Credentials are missing, wrong or lack permission (HTTP 401/403)."""
+
+
+class PreconditionFailedError(PermanentError):
+    """A conditional write lost: the object changed or already exists (412/409)."""
+
+
+class BucketNotFoundError(PermanentError):
+    """The bucket, container or directory itself does not exist."""
+
+
+class BackendRequestError(PermanentError):
+    """The backend rejected the request (a 4xx not covered by a narrower class)."""
+
+
+class AllBackendsFailed(FailoverError):
+    """No backend could serve the call.
+
+    Attributes:
+        errors: one entry for every configured backend: the exception it raised, or
+            why it was not tried (breaker open, deadline reached).
+    """
+
+    def __init__(self, operation: str, errors: Mapping[str, BaseException]) -> None:
+        self.operation = operation
+        self.errors: dict[str, BaseException] = dict(errors)
+        details = "; ".join(
+            f"{name}: {type(err).__name__}: {err}" for name, err in self.errors.items()
+        )
+        super().__init__(f"{operation} failed on every backend ({details})")
+
+
+class QuorumNotReached(FailoverError):
+    """Fewer replicas acknowledged a write than the write policy requires.
+
+    Attributes:
+        succeeded: names of the backends that acknowledged.
+        failed: backend name to the exception it raised (or why it was not tried).
+        required: how many acknowledgements were needed.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        required: int,
+        succeeded: Iterable[str],
+        failed: Mapping[str, BaseException],
+    ) -> None:
+        self.key = key
+        self.required = required
+        self.succeeded: tuple[str, ...] = tuple(succeeded)
+        self.failed: dict[str, BaseException] = dict(failed)
+        details = "; ".join(
+            f"{name}: {type(err).__name__}: {err}" for name, err in self.failed.items()
+        )
+        super().__init__(
+            f"write of {key!r} acknowledged by {len(self.succeeded)} of the {required} "
+            f"required backends (ok: {', '.join(self.succeeded) or 'none'}; failed: {details})"
+        )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Tell whether a failure is worth a retry or a failover.
+
+    Args:
+        exc: an exception raised by a backend.
+
+    Returns:
+        True for :class:`TransientError` and for bare ``TimeoutError`` /
+        ``ConnectionError`` that escaped a backend's mapping; False otherwise.
+    """
+    if isinstance(exc, BackendError):
+        return exc.transient
+    return isinstance(exc, (TimeoutError, ConnectionError))
