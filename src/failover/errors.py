@@ -9,6 +9,7 @@ Every exception the library raises derives from :class:`FailoverError`::
     ├── NotFoundError (FileNotFoundError)   the object does not exist (an answer, not a failure)
     ├── IntegrityError                      bytes do not match their sha256 on every replica
     ├── AllBackendsFailed                   no backend could serve the call; .errors per backend
+    ├── BackendSkipped                      in AllBackendsFailed.errors: why one was not tried
     ├── QuorumNotReached                    too few replicas acknowledged a write
     └── BackendError                        one backend's failure, mapped from its SDK
         ├── TransientError                  worth retrying or failing over
@@ -38,6 +39,7 @@ __all__ = [
     "AllBackendsFailed",
     "BackendError",
     "BackendRequestError",
+    "BackendSkipped",
     "BackendTimeout",
     "BackendUnavailable",
     "BucketNotFoundError",
@@ -152,6 +154,10 @@ class BucketNotFoundError(PermanentError):
 
 class BackendRequestError(PermanentError):
     """The backend rejected the request (a 4xx not covered by a narrower class)."""
+
+
+class BackendSkipped(FailoverError):
+    """A backend was not tried (breaker open, deadline reached); the message says which."""
 
 
 class AllBackendsFailed(FailoverError):

@@ -40,7 +40,9 @@ __all__ = [
     "ByteRange",
     "FetchedObject",
     "ObjectReader",
+    "BytesReader",
     "StoredObject",
+    "resolve_range",
 ]
 
 #: Provider-metadata name of the version stamp (Azure needs C#-identifier names).
@@ -162,3 +164,43 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release clients and connection pools."""
         ...
+
+
+def resolve_range(byte_range: ByteRange | None, size: int) -> tuple[int, int]:
+    """Clamp ``byte_range`` to an object of ``size`` bytes, with slice semantics.
+
+    Returns:
+        ``(start, stop)`` with ``0 <= start <= stop <= size``.
+    """
+    if byte_range is None:
+        return 0, size
+    start, stop = byte_range
+    stop = size if stop is None else min(stop, size)
+    start = min(start, size)
+    return start, max(start, stop)
+
+
+class BytesReader:
+    """An :class:`ObjectReader` over bytes already in memory."""
+
+    def __init__(self, info: StoredObject, data: bytes) -> None:
+        self._info = info
+        self._view = memoryview(data)
+        self._pos = 0
+
+    @property
+    def info(self) -> StoredObject:
+        """What the backend reported when the read began."""
+        return self._info
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Read up to ``size`` bytes (all remaining when negative)."""
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        chunk = bytes(self._view[self._pos : end])
+        self._pos = end
+        return chunk
+
+    def close(self) -> None:
+        """Release the buffer."""
+        self._view.release()
+        self._pos = 0

@@ -1,0 +1,49 @@
+"""Developer and CI sessions. `nox` alone runs lint, types and the whole test suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "types", "tests"]
+nox.options.default_venv_backend = "venv"
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+
+
+def _install_node_tools(session: nox.Session) -> None:
+    """azurite (the Azure Storage emulator) comes from npm into ./node_modules."""
+    if (ROOT / "node_modules" / "azurite" / "package.json").exists():
+        return
+    session.run("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error", external=True)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole test suite against the real emulators (moto, azurite, fake-gcs-server)."""
+    session.install("-e", ".[test]")
+    _install_node_tools(session)
+    args = session.posargs or ["tests"]
+    env = {"PYTHONDONTWRITEBYTECODE": "1"}
+    if os.environ.get("CI"):
+        args = ["--require-emulators", *args]
+    session.run("pytest", *args, env=env)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def types(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[all]", "mypy>=1.10", "pytest>=8", "boto3-stubs[s3]")
+    session.run("mypy", "--strict", "src/failover")

@@ -1,0 +1,838 @@
+"""The Storage facade: one object-storage API over several replicas."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import heapq
+import io
+import mimetypes
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from failover.backends import from_url
+from failover.backends.base import (
+    META_SHA256,
+    META_VERSION,
+    Backend,
+    ByteRange,
+    ObjectReader,
+    StoredObject,
+)
+from failover.config import Settings
+from failover.errors import (
+    AllBackendsFailed,
+    BackendError,
+    BackendSkipped,
+    BackendTimeout,
+    ConfigError,
+    FailoverError,
+    IntegrityError,
+    NotFoundError,
+    QuorumNotReached,
+    is_transient,
+)
+from failover.keys import (
+    RESERVED_METADATA_PREFIX,
+    validate_key,
+    validate_metadata,
+    validate_prefix,
+)
+from failover.payload import Payload, PayloadSource
+from failover.replication.version import HybridClock
+from failover.types import BackendHealth, ObjectInfo, ReconcileReport, RepairReport
+
+__all__ = ["Storage", "StorageReader"]
+
+T = TypeVar("T")
+_WORKERS_PER_BACKEND = 16
+_READ_CHUNK = 1024 * 1024
+
+
+class _Deadline:
+    """Monotonic deadline of one public call."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+
+class Storage:
+    """Replicated object storage that keeps working when one cloud is down.
+
+    Build it with :meth:`from_env` or :meth:`from_urls`, or pass backends directly.
+    Use it as a context manager (or call :meth:`close`) to release clients and workers.
+
+    Args:
+        backends: the replicas, in priority order (names must be unique).
+        settings: policies and timeouts; defaults apply when omitted.
+        writer_id: identity in version stamps (default: random per instance).
+    """
+
+    def __init__(
+        self,
+        backends: Sequence[Backend],
+        *,
+        settings: Settings | None = None,
+        writer_id: str | None = None,
+    ) -> None:
+        if not backends:
+            raise ConfigError("Storage needs at least one backend")
+        names = [b.name for b in backends]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(
+                f"backend names must be unique, got {', '.join(duplicates)} more than once; "
+                "add name=… to the URLs"
+            )
+        self._settings = settings or Settings(backends=tuple(names))
+        if len(self._settings.backends) != len(backends):
+            self._settings = Settings.from_urls(names).with_options(
+                **{k: getattr(self._settings, k) for k in ("write_policy", "read_policy")}
+            )
+        if self._settings.required_acks > len(backends):
+            raise ConfigError(
+                f"write quorum {self._settings.required_acks} exceeds the {len(backends)} backends"
+            )
+        self._backends: dict[str, Backend] = {b.name: b for b in backends}
+        self._executors = {
+            name: cf.ThreadPoolExecutor(
+                max_workers=_WORKERS_PER_BACKEND, thread_name_prefix=f"failover-{name}"
+            )
+            for name in self._backends
+        }
+        self._clock = HybridClock(writer_id=writer_id)
+        self._closed = False
+        self._lock = threading.Lock()
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, writer_id: str | None = None) -> Storage:
+        """Build the backends named in ``settings`` and a Storage over them."""
+        built: list[Backend] = []
+        try:
+            for url in settings.backends:
+                built.append(
+                    from_url(
+                        url,
+                        timeout_seconds=settings.timeout_seconds,
+                        max_connections=_WORKERS_PER_BACKEND * 2,
+                    )
+                )
+            return cls(built, settings=settings, writer_id=writer_id)
+        except BaseException:
+            for backend in built:
+                backend.close()
+            raise
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Storage:
+        """Build from the ``FAILOVER_*`` environment variables (see ``docs/configuration.md``).
+
+        Raises:
+            ConfigError: a variable is missing or invalid (the message names it).
+        """
+        return cls.from_settings(Settings.from_env(environ))
+
+    @classmethod
+    def from_urls(cls, urls: Iterable[str] | str, **options: Any) -> Storage:
+        """Build from backend URLs in priority order and options named like the variables.
+
+        Example:
+            ``Storage.from_urls(["s3://a", "az://b", "gs://c"], write_policy="quorum")``
+
+        Raises:
+            ConfigError: an option or URL is invalid (the message names it).
+        """
+        return cls.from_settings(Settings.from_urls(urls, **options))
+
+    # -- properties --------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force."""
+        return self._settings
+
+    @property
+    def backends(self) -> Mapping[str, Backend]:
+        """The backends by name, in priority order."""
+        return dict(self._backends)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop workers and release clients. Does not wait for a hung replica."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for executor in self._executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)
+        for backend in self._backends.values():
+            backend.close()
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Storage(backends={list(self._backends)}, write_policy="
+            f"{self._settings.write_policy!r}, read_policy={self._settings.read_policy!r})"
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FailoverError("this Storage is closed")
+
+    # -- the single place every backend call goes through ------------------------------
+
+    def _submit(self, name: str, fn: Callable[[], T]) -> cf.Future[T]:
+        return self._executors[name].submit(fn)
+
+    def _attempt(self, name: str, fn: Callable[[], T], deadline: _Deadline) -> T:
+        """Run one backend operation on that backend's workers, bounded by the deadline.
+
+        A backend that hangs past the deadline is abandoned (its worker finishes when
+        the SDK's socket timeout fires); the caller gets BackendTimeout.
+        """
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise BackendTimeout("call deadline reached before this backend was tried", backend=name)
+        future = self._submit(name, fn)
+        try:
+            return future.result(timeout=remaining)
+        except cf.TimeoutError:
+            future.cancel()
+            raise BackendTimeout(
+                f"no answer within the call's deadline ({self._settings.deadline_seconds:g} s)",
+                backend=name,
+            ) from None
+
+    def _read_order(self) -> list[str]:
+        return list(self._backends)
+
+    def _read(
+        self,
+        operation: str,
+        key: str,
+        fn: Callable[[Backend], T],
+        *,
+        accept: Callable[[str, T], None] | None = None,
+    ) -> tuple[str, T]:
+        """Try backends in read order until one answers; NotFound is confirmed by all.
+
+        Returns ``(backend name, result)``.
+
+        ``accept`` may raise (IntegrityError) to reject an answer and move on.
+        """
+        deadline = _Deadline(self._settings.deadline_seconds)
+        errors: dict[str, BaseException] = {}
+        not_found: NotFoundError | None = None
+        integrity: IntegrityError | None = None
+        for name in self._read_order():
+            if deadline.remaining() <= 0:
+                errors[name] = BackendSkipped("not tried: the call's deadline was reached")
+                continue
+            backend = self._backends[name]
+            try:
+                result = self._attempt(name, lambda b=backend: fn(b), deadline)  # type: ignore[misc]
+                if accept is not None:
+                    accept(name, result)
+            except NotFoundError as exc:
+                # Another replica may hold a write this one missed: keep looking.
+                not_found = not_found or exc
+                errors[name] = exc
+                continue
+            except IntegrityError as exc:
+                integrity = exc
+                errors[name] = exc
+                continue
+            except (BackendError, TimeoutError, ConnectionError) as exc:
+                # Transient or permanent for this backend alone (a missing bucket, denied
+                # permission): another replica can still answer, so fail over.
+                errors[name] = exc
+                continue
+            return name, result
+        if not_found is not None and not any(
+            is_transient(e) for e in errors.values() if not isinstance(e, NotFoundError)
+        ):
+            raise NotFoundError(key) from not_found
+        if integrity is not None and all(
+            isinstance(e, (IntegrityError, NotFoundError)) for e in errors.values()
+        ):
+            raise IntegrityError(
+                f"{key!r}: no replica holds bytes matching their sha256 ({len(errors)} tried)"
+            ) from integrity
+        raise AllBackendsFailed(f"{operation} {key!r}", errors)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def put(
+        self,
+        key: str,
+        data: PayloadSource,
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Store an object on every replica, acknowledged per the write policy.
+
+        Args:
+            key: object key (see the key rules in the docs).
+            data: bytes, a binary file object, or an iterable of bytes; streams are
+                spooled to a temporary file (bounded memory) and uploaded in parts.
+            content_type: MIME type (default: guessed from the key, else
+                ``application/octet-stream``).
+            metadata: user metadata: lower-case identifier names, ASCII values.
+
+        Returns:
+            The stored object's description, from the first replica that acknowledged.
+
+        Raises:
+            InvalidKeyError: the key breaks the rules (nothing is written).
+            InvalidMetadataError: metadata that not every cloud can store.
+            QuorumNotReached: too few replicas acknowledged; ``.failed`` says why.
+        """
+        self._check_open()
+        validate_key(key)
+        user_metadata = validate_metadata(metadata)
+        content_type = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
+        payload = Payload.from_source(data)
+        version = self._clock.now()
+        stored_metadata = {**user_metadata, META_VERSION: version, META_SHA256: payload.sha256}
+
+        def write(backend: Backend) -> StoredObject:
+            return backend.put(key, payload, content_type=content_type, metadata=stored_metadata)
+
+        acks = self._fan_out(key, write, cleanup=payload.close)
+        first = acks[next(iter(acks))]
+        return _object_info(first, first_backend=next(iter(acks)), fallback_sha=payload.sha256)
+
+    def delete(self, key: str) -> None:
+        """Delete an object from every replica, acknowledged per the write policy.
+
+        Deleting a missing key succeeds.
+
+        Raises:
+            InvalidKeyError: the key breaks the rules.
+            QuorumNotReached: too few replicas acknowledged the delete.
+        """
+        self._check_open()
+        validate_key(key)
+
+        def remove(backend: Backend) -> None:
+            backend.delete(key)
+
+        self._fan_out(key, remove)
+
+    def _fan_out(
+        self,
+        key: str,
+        operation: Callable[[Backend], T],
+        *,
+        cleanup: Callable[[], None] | None = None,
+    ) -> dict[str, T]:
+        """Run ``operation`` on every backend in parallel; return once the policy is met.
+
+        Replicas slower than the acknowledgement keep running on their own workers;
+        ``cleanup`` runs when the last of them finishes.
+        """
+        deadline = _Deadline(self._settings.deadline_seconds)
+        required = self._settings.required_acks
+        futures: dict[cf.Future[T], str] = {}
+        for name, backend in self._backends.items():
+            futures[self._submit(name, lambda b=backend: operation(b))] = name  # type: ignore[misc]
+        if cleanup is not None:
+            _call_when_all_done(list(futures), cleanup)
+        acks: dict[str, T] = {}
+        failed: dict[str, BaseException] = {}
+        pending = set(futures)
+        while pending and len(acks) < required and len(failed) <= len(futures) - required:
+            done, pending = cf.wait(
+                pending, timeout=deadline.remaining(), return_when=cf.FIRST_COMPLETED
+            )
+            if not done:
+                break
+            for future in done:
+                name = futures[future]
+                exc = future.exception()
+                if exc is None:
+                    acks[name] = future.result()
+                else:
+                    failed[name] = exc
+        if len(acks) >= required:
+            return dict(sorted(acks.items(), key=lambda item: list(self._backends).index(item[0])))
+        for future in pending:
+            failed[futures[future]] = BackendTimeout(
+                f"no acknowledgement within the call's deadline "
+                f"({self._settings.deadline_seconds:g} s)",
+                backend=futures[future],
+            )
+        raise QuorumNotReached(key, required=required, succeeded=acks, failed=failed)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, key: str, *, byte_range: ByteRange | None = None) -> bytes:
+        """Return an object's bytes, from the first replica that has intact ones.
+
+        Args:
+            key: object key.
+            byte_range: ``(start, stop)`` to read ``data[start:stop]`` (``stop=None``: to
+                the end). Whole reads are verified against the stored sha256.
+
+        Raises:
+            NotFoundError: no reachable replica has the key.
+            IntegrityError: every replica's bytes fail their checksum.
+            AllBackendsFailed: no replica could answer; ``.errors`` per backend.
+        """
+        self._check_open()
+        validate_key(key)
+        byte_range = _check_range(byte_range)
+
+        def verify(name: str, fetched: Any) -> None:
+            if byte_range is None:
+                _verify_bytes(key, name, fetched.info, fetched.data)
+
+        _, fetched = self._read(
+            "get", key, lambda b: b.get(key, byte_range=byte_range), accept=verify
+        )
+        data: bytes = fetched.data
+        return data
+
+    def open(self, key: str, *, byte_range: ByteRange | None = None) -> StorageReader:
+        """Open an object for streaming reads (file-like: ``read(n)``, iteration, ``with``).
+
+        A whole-object stream is verified against the stored sha256 when it reaches the
+        end (``IntegrityError`` then). If the replica fails mid-stream, reading resumes
+        from another replica holding the same version at the same offset.
+
+        Raises:
+            NotFoundError: no reachable replica has the key.
+            AllBackendsFailed: no replica could open it.
+        """
+        self._check_open()
+        validate_key(key)
+        byte_range = _check_range(byte_range)
+        name, reader = self._read("open", key, lambda b: b.open(key, byte_range=byte_range))
+        return StorageReader(self, key, name, reader, byte_range=byte_range)
+
+    def head(self, key: str) -> ObjectInfo:
+        """Describe an object (size, checksum, version, content type, metadata).
+
+        Raises:
+            NotFoundError: no reachable replica has the key.
+            AllBackendsFailed: no replica could answer.
+        """
+        self._check_open()
+        validate_key(key)
+        name, info = self._read("head", key, lambda b: b.head(key))
+        return _object_info(info, first_backend=name)
+
+    def exists(self, key: str) -> bool:
+        """True if a reachable replica has the key."""
+        try:
+            self.head(key)
+        except NotFoundError:
+            return False
+        return True
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Yield every key under ``prefix`` once, merged over replicas, in key order.
+
+        Listings are lazy and merged as they stream. A replica that fails while listing
+        is left out (the others cover it); only when every replica fails does the
+        iteration raise AllBackendsFailed. Listings report size and time; provider
+        listings without metadata (S3) leave ``checksum``/``version`` empty: use
+        :meth:`head` for those.
+        """
+        self._check_open()
+        validate_prefix(prefix)
+        errors: dict[str, BaseException] = {}
+        streams = [
+            _guarded_listing(name, backend.list(prefix), errors)
+            for name, backend in self._backends.items()
+        ]
+        merged = heapq.merge(*streams, key=lambda item: item[0].key.encode("utf-8"))
+        current: list[tuple[StoredObject, str]] = []
+        for item in merged:
+            if current and current[0][0].key != item[0].key:
+                yield _best_listing(current)
+                current = []
+            current.append(item)
+        if current:
+            yield _best_listing(current)
+        if len(errors) == len(self._backends):
+            raise AllBackendsFailed(f"list {prefix!r}", errors)
+
+    # -- health and repair -------------------------------------------------------------
+
+    def health(self) -> dict[str, BackendHealth]:
+        """Health of every backend as routing sees it."""
+        return {
+            name: BackendHealth(
+                name=name, state="closed", score=1.0, latency_ms=0.0, error_rate=0.0,
+                pending_repairs=0,
+            )
+            for name in self._backends
+        }
+
+    def repair(self) -> RepairReport:
+        """Bring every replica up to date now.
+
+        Copies the newest version of each key to replicas that miss it or hold an older
+        one (a full reconcile with ``fix=True``), and reports what it did.
+        """
+        report = self.reconcile(fix=True)
+        still = sum(len(v) for v in report.missing.values()) + sum(
+            len(v) for v in report.stale.values()
+        ) + sum(len(v) for v in report.corrupt.values())
+        return RepairReport(repaired=report.fixed, pending=max(0, still - report.fixed))
+
+    def reconcile(
+        self, prefix: str = "", *, fix: bool = False, verify_bytes: bool = False
+    ) -> ReconcileReport:
+        """Compare every replica (anti-entropy) and optionally repair the differences.
+
+        Each key's newest version (highest version stamp with an intact checksum) is the
+        reference; replicas missing it, holding an older version, or holding bytes that
+        do not match their checksum are reported, and with ``fix=True`` rewritten from a
+        replica that has the reference version. Objects without failover metadata are
+        reported as orphaned and left alone.
+
+        By default replicas are compared by version, recorded sha256 and size (cheap:
+        listings and heads only); ``verify_bytes=True`` also reads every replica of the
+        newest version and checks its bytes against the sha256.
+
+        Raises:
+            AllBackendsFailed: a replica could not be listed (comparison needs all).
+        """
+        self._check_open()
+        validate_prefix(prefix)
+        listing: dict[str, dict[str, StoredObject]] = {}
+        errors: dict[str, BaseException] = {}
+        for name, backend in self._backends.items():
+            try:
+                for stored in backend.list(prefix):
+                    listing.setdefault(stored.key, {})[name] = stored
+            except (BackendError, OSError) as exc:
+                errors[name] = exc
+        if errors:
+            raise AllBackendsFailed(f"reconcile {prefix!r}", errors)
+        return _Reconciler(self, listing, verify_bytes=verify_bytes).run(fix=fix)
+
+    def _copy_replica(self, key: str, source: str, target: str, expected: StoredObject) -> None:
+        """Copy ``key`` from backend ``source`` to ``target``, verifying the checksum."""
+        reader = self._backends[source].open(key)
+        try:
+            info = reader.info
+            if _meta(info, META_VERSION) != _meta(expected, META_VERSION):
+                raise IntegrityError(f"{key!r} changed on {source} while repairing")
+            payload = Payload.from_source(_ReaderAdapter(reader))
+        finally:
+            reader.close()
+        with payload:
+            if payload.sha256 != _meta(info, META_SHA256):
+                raise IntegrityError(f"{key!r} on {source} does not match its sha256")
+            self._backends[target].put(
+                key, payload, content_type=info.content_type, metadata=dict(info.metadata or {})
+            )
+
+    def _reopen_at(self, key: str, version: str, offset: int, stop: int | None,
+                   exclude: set[str]) -> tuple[str, ObjectReader] | None:
+        deadline = _Deadline(self._settings.deadline_seconds)
+        for name in self._read_order():
+            if name in exclude:
+                continue
+            backend = self._backends[name]
+            try:
+                reader = self._attempt(
+                    name, lambda b=backend: b.open(key, byte_range=(offset, stop)), deadline  # type: ignore[misc]
+                )
+            except (BackendError, NotFoundError, OSError):
+                continue
+            if _meta(reader.info, META_VERSION) == version:
+                return name, reader
+            reader.close()
+        return None
+
+
+class StorageReader(io.RawIOBase):
+    """A verified, resumable stream over one object (returned by :meth:`Storage.open`).
+
+    Attributes:
+        info: the object's description from the replica that serves the stream.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        key: str,
+        backend: str,
+        reader: ObjectReader,
+        *,
+        byte_range: ByteRange | None,
+    ) -> None:
+        super().__init__()
+        self._storage = storage
+        self._key = key
+        self._reader = reader
+        self._stored = reader.info
+        self._backend = backend
+        self.info = _object_info(self._stored, first_backend=self._backend)
+        self._start = byte_range[0] if byte_range else 0
+        self._stop = byte_range[1] if byte_range else None
+        self._offset = self._start
+        self._verify = byte_range is None and bool(_meta(self._stored, META_SHA256))
+        self._digest = hashlib.sha256()
+        self._tried = {self._backend}
+        self._eof = False
+
+    def readable(self) -> bool:
+        """Always True."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` with the next bytes; 0 at the end of the object."""
+        view = memoryview(buffer).cast("B")
+        chunk = self.read(len(view))
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        """Read up to ``size`` bytes (everything left when negative or None)."""
+        if self.closed:
+            raise ValueError("I/O operation on closed StorageReader")
+        if self._eof or size == 0:
+            return b""
+        want = -1 if size is None or size < 0 else size
+        while True:
+            try:
+                chunk = self._reader.read(want)
+                break
+            except (BackendError, OSError) as exc:
+                if not is_transient(exc) and not isinstance(exc, OSError):
+                    raise
+                self._resume(exc)
+        if chunk:
+            self._offset += len(chunk)
+            if self._verify:
+                self._digest.update(chunk)
+            if want < 0:
+                self._finish()
+        else:
+            self._finish()
+        return chunk
+
+    def _resume(self, cause: BaseException) -> None:
+        version = _meta(self._stored, META_VERSION)
+        found = self._storage._reopen_at(  # noqa: SLF001 - the reader is part of the facade
+            self._key, version, self._offset, self._stop, self._tried
+        ) if version else None
+        if found is None:
+            raise AllBackendsFailed(
+                f"open {self._key!r}", {self._backend: cause}
+            ) from cause
+        self._reader.close()
+        self._backend, self._reader = found
+        self._tried.add(self._backend)
+
+    def _finish(self) -> None:
+        self._eof = True
+        if self._verify and self._digest.hexdigest() != _meta(self._stored, META_SHA256):
+            raise IntegrityError(
+                f"{self._key!r}: streamed bytes from {self._backend} do not match their sha256"
+            )
+
+    def __iter__(self) -> Iterator[bytes]:  # type: ignore[override]
+        """Iterate over chunks of up to 1 MiB."""
+        while chunk := self.read(_READ_CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        """Release the underlying connection."""
+        if not self.closed:
+            self._reader.close()
+        super().close()
+
+
+# -- helpers of the facade (module-private) ---------------------------------------------
+
+
+def _meta(info: StoredObject, name: str) -> str:
+    if not info.metadata:
+        return ""
+    return info.metadata.get(name, "")
+
+
+def _object_info(info: StoredObject, *, first_backend: str, fallback_sha: str = "") -> ObjectInfo:
+    metadata = info.metadata or {}
+    return ObjectInfo(
+        key=info.key,
+        size=info.size,
+        checksum=metadata.get(META_SHA256, fallback_sha),
+        version=metadata.get(META_VERSION, ""),
+        content_type=info.content_type,
+        metadata={k: v for k, v in metadata.items() if not k.startswith(RESERVED_METADATA_PREFIX)},
+        last_modified=info.last_modified,
+        backend=first_backend,
+    )
+
+
+def _verify_bytes(key: str, backend: str, info: StoredObject, data: bytes) -> None:
+    expected = _meta(info, META_SHA256)
+    if expected and hashlib.sha256(data).hexdigest() != expected:
+        raise IntegrityError(f"{key!r} on {backend}: bytes do not match their sha256")
+
+
+def _check_range(byte_range: ByteRange | None) -> ByteRange | None:
+    if byte_range is None:
+        return None
+    try:
+        start, stop = byte_range
+    except (TypeError, ValueError):
+        raise ValueError("byte_range must be a (start, stop) pair") from None
+    if not isinstance(start, int) or start < 0:
+        raise ValueError(f"byte_range start must be an int >= 0, got {start!r}")
+    if stop is not None and (not isinstance(stop, int) or stop < start):
+        raise ValueError(f"byte_range stop must be None or an int >= start, got {stop!r}")
+    return (start, stop)
+
+
+def _call_when_all_done(futures: list[cf.Future[Any]], callback: Callable[[], None]) -> None:
+    remaining = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_: cf.Future[Any]) -> None:
+        with lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            callback()
+
+    for future in futures:
+        future.add_done_callback(one_done)
+
+
+def _guarded_listing(
+    name: str, stream: Iterator[StoredObject], errors: dict[str, BaseException]
+) -> Iterator[tuple[StoredObject, str]]:
+    try:
+        for stored in stream:
+            yield stored, name
+    except (BackendError, OSError) as exc:
+        errors[name] = exc
+
+
+def _best_listing(entries: list[tuple[StoredObject, str]]) -> ObjectInfo:
+    stored, name = max(entries, key=lambda item: _meta(item[0], META_VERSION))
+    return _object_info(stored, first_backend=name)
+
+
+class _ReaderAdapter:
+    """Adapts an ObjectReader to the readable Payload.from_source expects."""
+
+    def __init__(self, reader: ObjectReader) -> None:
+        self._reader = reader
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self._reader.read(size)
+
+
+class _Reconciler:
+    """One anti-entropy pass: classify every (key, backend), optionally fix."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        listing: dict[str, dict[str, StoredObject]],
+        *,
+        verify_bytes: bool,
+    ) -> None:
+        self._storage = storage
+        self._verify_bytes = verify_bytes
+        self._listing = listing
+        self._names = list(storage.backends)
+
+    def _described(self, name: str, stored: StoredObject) -> StoredObject:
+        if stored.metadata is not None:
+            return stored
+        return self._storage.backends[name].head(stored.key)
+
+    def run(self, *, fix: bool) -> ReconcileReport:
+        missing: dict[str, list[str]] = {n: [] for n in self._names}
+        stale: dict[str, list[str]] = {n: [] for n in self._names}
+        corrupt: dict[str, list[str]] = {n: [] for n in self._names}
+        orphaned: dict[str, list[str]] = {n: [] for n in self._names}
+        fixed = 0
+        for key in sorted(self._listing, key=lambda k: k.encode("utf-8")):
+            replicas = {
+                name: self._described(name, stored) for name, stored in self._listing[key].items()
+            }
+            versioned = {n: s for n, s in replicas.items() if _meta(s, META_VERSION)}
+            for name in replicas.keys() - versioned.keys():
+                orphaned[name].append(key)
+            if not versioned:
+                continue
+            newest = max(_meta(s, META_VERSION) for s in versioned.values())
+            holders = [
+                n for n in self._names
+                if n in versioned and _meta(versioned[n], META_VERSION) == newest
+            ]
+            sizes = sorted(versioned[n].size for n in holders)
+            reference_size = sizes[len(sizes) // 2]  # the majority's size among holders
+            intact = [
+                n for n in holders if self._intact(n, key, versioned[n], reference_size)
+            ]
+            for name in holders:
+                if name not in intact:
+                    corrupt[name].append(key)
+            targets: list[str] = []
+            for name in self._names:
+                if name not in replicas:
+                    missing[name].append(key)
+                    targets.append(name)
+                elif name in versioned and _meta(versioned[name], META_VERSION) < newest:
+                    stale[name].append(key)
+                    targets.append(name)
+                elif name in holders and name not in intact:
+                    targets.append(name)
+            if fix and intact:
+                for target in targets:
+                    self._storage._copy_replica(  # noqa: SLF001
+                        key, intact[0], target, versioned[intact[0]]
+                    )
+                    fixed += 1
+        return ReconcileReport(
+            missing={n: tuple(k) for n, k in missing.items()},
+            stale={n: tuple(k) for n, k in stale.items()},
+            corrupt={n: tuple(k) for n, k in corrupt.items()},
+            orphaned={n: tuple(k) for n, k in orphaned.items()},
+            fixed=fixed,
+            scanned=len(self._listing),
+        )
+
+    def _intact(self, name: str, key: str, stored: StoredObject, reference_size: int) -> bool:
+        expected = _meta(stored, META_SHA256)
+        if not expected or stored.size != reference_size:
+            return False
+        if not self._verify_bytes:
+            return True
+        digest = hashlib.sha256()
+        reader = self._storage.backends[name].open(key)
+        try:
+            while chunk := reader.read(_READ_CHUNK):
+                digest.update(chunk)
+        finally:
+            reader.close()
+        return digest.hexdigest() == expected
+

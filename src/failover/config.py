@@ -1,0 +1,257 @@
+"""Settings: the one place that knows every ``FAILOVER_*`` environment variable.
+
+``Settings.from_env()`` reads the environment; ``Settings.from_urls(urls, **options)``
+takes the same names in lower case without the prefix. Every value is validated here,
+and a bad one raises :class:`~failover.errors.ConfigError` naming the variable (or
+keyword) and the values it accepts.
+
+The table below is declarative on purpose: one row per setting with its parser and
+default, so documentation, ``from_env`` and ``from_urls`` cannot drift apart. (A
+settings library such as pydantic-settings would do the same but costs ~0.3 s of import
+time, which every application importing failover would pay.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from failover.errors import ConfigError
+
+__all__ = [
+    "ENV_PREFIX",
+    "READ_POLICIES",
+    "SETTINGS_TABLE",
+    "WRITE_POLICIES",
+    "ReadPolicy",
+    "Settings",
+    "WritePolicy",
+    "default_journal_path",
+]
+
+ENV_PREFIX = "FAILOVER_"
+WritePolicy = Literal["all", "quorum", "one"]
+ReadPolicy = Literal["health", "ordered", "hedged"]
+WRITE_POLICIES: tuple[WritePolicy, ...] = ("all", "quorum", "one")
+READ_POLICIES: tuple[ReadPolicy, ...] = ("health", "ordered", "hedged")
+
+
+def default_journal_path() -> str:
+    """``$XDG_STATE_HOME/failover/journal.sqlite`` (``~/.local/state`` when unset)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(state) / "failover" / "journal.sqlite")
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    parse: Callable[[str], Any]
+    accepted: str
+    default_doc: str
+    meaning: str
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in options:
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _number(*, minimum: float, integer: bool = False, allow_zero: bool = False) -> Callable[[str], Any]:
+    def parse(text: str) -> float | int:
+        value: float | int = int(text.strip()) if integer else float(text.strip())
+        if value != value or value in (float("inf"), float("-inf")):  # NaN / inf
+            raise ValueError
+        if value < minimum or (value == 0 and not allow_zero and minimum <= 0):
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def wrapped(text: str) -> Any:
+        if text.strip().lower() in ("", "auto", "adaptive", "majority"):
+            return None
+        return parse(text)
+
+    return wrapped
+
+
+def _backends(text: str) -> tuple[str, ...]:
+    urls = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not urls:
+        raise ValueError
+    return urls
+
+
+def _path(text: str) -> str:
+    if not text.strip():
+        raise ValueError
+    return str(Path(text.strip()).expanduser())
+
+
+#: Every setting: field name -> how to parse and document it. Env name = prefix + upper.
+SETTINGS_TABLE: Mapping[str, _Spec] = {
+    "backends": _Spec(
+        _backends, "comma-separated backend URLs (s3://, az://, gs://, file://, memory://)",
+        "(required)", "backend URLs in priority order"),
+    "write_policy": _Spec(
+        _choice(WRITE_POLICIES), " | ".join(WRITE_POLICIES), "quorum",
+        "how many replicas must acknowledge a write"),
+    "write_quorum": _Spec(
+        _optional(_number(minimum=1, integer=True)), "a whole number from 1 to the number of "
+        "backends, or 'majority'", "majority", "acknowledgements needed with write_policy=quorum"),
+    "read_policy": _Spec(
+        _choice(READ_POLICIES), " | ".join(READ_POLICIES), "health",
+        "which replica serves a read"),
+    "hedge_delay_ms": _Spec(
+        _optional(_number(minimum=0, allow_zero=True)), "milliseconds >= 0, or 'adaptive'",
+        "adaptive (p95 of the first backend)", "delay before a hedged second read"),
+    "timeout_seconds": _Spec(
+        _number(minimum=0.001), "seconds > 0", "10", "one attempt's connect and read timeout"),
+    "deadline_seconds": _Spec(
+        _number(minimum=0.001), "seconds > 0", "30",
+        "the whole call, with all retries and failovers"),
+    "retry_attempts": _Spec(
+        _number(minimum=1, integer=True), "a whole number >= 1", "3",
+        "attempts per backend for transient errors"),
+    "breaker_fail_max": _Spec(
+        _number(minimum=1, integer=True), "a whole number >= 1", "5",
+        "consecutive failures that open a backend's circuit breaker"),
+    "breaker_reset_seconds": _Spec(
+        _number(minimum=0.001), "seconds > 0", "30", "open -> half-open after"),
+    "journal": _Spec(
+        _path, "a file path", "$XDG_STATE_HOME/failover/journal.sqlite",
+        "SQLite repair journal"),
+    "repair_interval_seconds": _Spec(
+        _number(minimum=0, allow_zero=True), "seconds >= 0 (0 = only explicit repair())", "5",
+        "background repair period"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Validated configuration of a :class:`~failover.Storage`.
+
+    Build with :meth:`from_env` or :meth:`from_urls`; every field is documented in
+    ``SETTINGS_TABLE`` and in ``docs/configuration.md``.
+    """
+
+    backends: tuple[str, ...]
+    write_policy: WritePolicy = "quorum"
+    write_quorum: int | None = None
+    read_policy: ReadPolicy = "health"
+    hedge_delay_ms: float | None = None
+    timeout_seconds: float = 10.0
+    deadline_seconds: float = 30.0
+    retry_attempts: int = 3
+    breaker_fail_max: int = 5
+    breaker_reset_seconds: float = 30.0
+    journal: str | None = None
+    repair_interval_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.backends:
+            raise ConfigError(
+                f"{ENV_PREFIX}BACKENDS (backends) is required: comma-separated backend URLs, "
+                "e.g. s3://bucket,az://container,gs://bucket"
+            )
+        if self.write_quorum is not None and not 1 <= self.write_quorum <= len(self.backends):
+            raise ConfigError(
+                f"{ENV_PREFIX}WRITE_QUORUM (write_quorum) is {self.write_quorum} but there are "
+                f"{len(self.backends)} backends; use a number from 1 to {len(self.backends)} "
+                "or 'majority'"
+            )
+
+    @property
+    def required_acks(self) -> int:
+        """Acknowledgements a write needs under the write policy."""
+        count = len(self.backends)
+        if self.write_policy == "all":
+            return count
+        if self.write_policy == "one":
+            return 1
+        return self.write_quorum if self.write_quorum is not None else count // 2 + 1
+
+    @property
+    def journal_path(self) -> str:
+        """The journal file, with the XDG default applied."""
+        return self.journal or default_journal_path()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every ``FAILOVER_*`` variable (unset ones take their defaults).
+
+        Raises:
+            ConfigError: naming the variable and its accepted values.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, spec in SETTINGS_TABLE.items():
+            variable = ENV_PREFIX + name.upper()
+            raw = env.get(variable)
+            if raw is None or (raw.strip() == "" and name != "backends"):
+                continue
+            values[name] = _parse(spec, raw, label=variable)
+        if "backends" not in values:
+            raise ConfigError(
+                f"{ENV_PREFIX}BACKENDS is not set: give comma-separated backend URLs in "
+                "priority order, e.g. FAILOVER_BACKENDS=s3://a,az://b,gs://c"
+            )
+        return cls(**values)
+
+    @classmethod
+    def from_urls(cls, urls: Iterable[str] | str, **options: Any) -> Settings:
+        """Build settings from backend URLs and keyword options (names as in the table).
+
+        Options may be typed values (``timeout_seconds=2.5``) or strings as in the
+        environment (``write_policy="all"``).
+
+        Raises:
+            ConfigError: for an unknown option or a bad value.
+        """
+        if isinstance(urls, str):
+            urls = [urls]
+        values: dict[str, Any] = {"backends": _parse(SETTINGS_TABLE["backends"], ",".join(
+            _url_text(u) for u in urls), label="urls")}
+        for name, value in options.items():
+            spec = SETTINGS_TABLE.get(name)
+            if spec is None or name == "backends":
+                known = ", ".join(n for n in SETTINGS_TABLE if n != "backends")
+                raise ConfigError(f"unknown option {name!r}; options are: {known}")
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (str, int, float, os.PathLike)):
+                raise ConfigError(f"{name}={value!r}: expected {spec.accepted}")
+            values[name] = _parse(spec, os.fspath(value) if isinstance(value, os.PathLike)
+                                  else str(value), label=name)
+        return cls(**values)
+
+    def with_options(self, **options: Any) -> Settings:
+        """Return a copy with some options changed (validated like :meth:`from_urls`)."""
+        merged = Settings.from_urls(self.backends, **options)
+        changed = {f.name: getattr(merged, f.name) for f in fields(self) if f.name in options}
+        return replace(self, **changed)
+
+
+def _url_text(url: object) -> str:
+    if not isinstance(url, str):
+        raise ConfigError(f"backend URL must be a str, not {type(url).__name__}")
+    if "," in url:
+        raise ConfigError(f"backend URL {url!r} contains ','; pass each URL separately")
+    return url
+
+
+def _parse(spec: _Spec, raw: str, *, label: str) -> Any:
+    try:
+        return spec.parse(raw)
+    except ValueError:
+        shown = raw if len(raw) <= 60 else raw[:57] + "..."
+        raise ConfigError(f"{label}={shown!r} is invalid; expected {spec.accepted}") from None
