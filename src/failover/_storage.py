@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import hashlib
 import heapq
 import io
@@ -91,15 +92,12 @@ class Storage:
                 f"backend names must be unique, got {', '.join(duplicates)} more than once; "
                 "add name=… to the URLs"
             )
-        self._settings = settings or Settings(backends=tuple(names))
-        if len(self._settings.backends) != len(backends):
-            self._settings = Settings.from_urls(names).with_options(
-                **{k: getattr(self._settings, k) for k in ("write_policy", "read_policy")}
-            )
-        if self._settings.required_acks > len(backends):
-            raise ConfigError(
-                f"write quorum {self._settings.required_acks} exceeds the {len(backends)} backends"
-            )
+        if settings is None:
+            settings = Settings(backends=tuple(names))
+        elif len(settings.backends) != len(backends):
+            # Settings describe these backends (validates the quorum against their count).
+            settings = dataclasses.replace(settings, backends=tuple(names))
+        self._settings = settings
         self._backends: dict[str, Backend] = {b.name: b for b in backends}
         self._executors = {
             name: cf.ThreadPoolExecutor(
@@ -357,9 +355,14 @@ class Storage:
         acks: dict[str, T] = {}
         failed: dict[str, BaseException] = {}
         pending = set(futures)
-        while pending and len(acks) < required and len(failed) <= len(futures) - required:
+        while pending and len(acks) < required:
+            # Once the policy cannot be met, still collect the replicas in flight (within
+            # the deadline) so that QuorumNotReached.succeeded tells the whole story.
+            impossible = len(failed) > len(futures) - required
             done, pending = cf.wait(
-                pending, timeout=deadline.remaining(), return_when=cf.FIRST_COMPLETED
+                pending,
+                timeout=deadline.remaining(),
+                return_when=cf.ALL_COMPLETED if impossible else cf.FIRST_COMPLETED,
             )
             if not done:
                 break
