@@ -21,8 +21,10 @@ def main() -> int:
     try:
         with failover.Storage.from_urls(urls, write_policy="quorum") as store:
             info = store.put("reports/q3.txt", b"revenue: up", metadata={"team": "ops"})
-            print(f"stored {info.key} ({info.size} bytes, sha256 {info.checksum[:12]}...) "
-                  f"version {info.version}")
+            print(
+                f"stored {info.key} ({info.size} bytes, sha256 {info.checksum[:12]}...) "
+                f"version {info.version}"
+            )
 
             # One cloud loses everything (its directory vanishes): reads still work.
             shutil.rmtree(workdir / "aws")

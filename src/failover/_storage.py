@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import hashlib
 import heapq
 import io
 import mimetypes
+import random
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -23,18 +22,18 @@ from failover.backends.base import (
     StoredObject,
 )
 from failover.config import Settings
+from failover.dispatch import Dispatcher
 from failover.errors import (
     AllBackendsFailed,
     BackendError,
     BackendSkipped,
-    BackendTimeout,
     ConfigError,
     FailoverError,
     IntegrityError,
     NotFoundError,
-    QuorumNotReached,
     is_transient,
 )
+from failover.events import EventHook
 from failover.keys import (
     RESERVED_METADATA_PREFIX,
     validate_key,
@@ -43,6 +42,7 @@ from failover.keys import (
 )
 from failover.payload import Payload, PayloadSource
 from failover.replication.version import HybridClock
+from failover.resilience import Clock
 from failover.types import BackendHealth, ObjectInfo, ReconcileReport, RepairReport
 
 __all__ = ["Storage", "StorageReader"]
@@ -50,18 +50,6 @@ __all__ = ["Storage", "StorageReader"]
 T = TypeVar("T")
 _WORKERS_PER_BACKEND = 16
 _READ_CHUNK = 1024 * 1024
-
-
-class _Deadline:
-    """Monotonic deadline of one public call."""
-
-    __slots__ = ("at",)
-
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self.at - time.monotonic())
 
 
 class Storage:
@@ -74,6 +62,9 @@ class Storage:
         backends: the replicas, in priority order (names must be unique).
         settings: policies and timeouts; defaults apply when omitted.
         writer_id: identity in version stamps (default: random per instance).
+        hooks: event hooks (default: log through the ``failover`` logger).
+        clock: time source of the resilience policies (tests pass a ManualClock).
+        rng: random source for routing and backoff jitter.
     """
 
     def __init__(
@@ -82,6 +73,9 @@ class Storage:
         *,
         settings: Settings | None = None,
         writer_id: str | None = None,
+        hooks: Sequence[EventHook] | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         if not backends:
             raise ConfigError("Storage needs at least one backend")
@@ -99,12 +93,14 @@ class Storage:
             settings = dataclasses.replace(settings, backends=tuple(names))
         self._settings = settings
         self._backends: dict[str, Backend] = {b.name: b for b in backends}
-        self._executors = {
-            name: cf.ThreadPoolExecutor(
-                max_workers=_WORKERS_PER_BACKEND, thread_name_prefix=f"failover-{name}"
-            )
-            for name in self._backends
-        }
+        self._dispatch = Dispatcher(
+            names,
+            settings=settings,
+            hooks=hooks,
+            clock=clock,
+            rng=rng,
+            workers_per_backend=_WORKERS_PER_BACKEND,
+        )
         self._clock = HybridClock(writer_id=writer_id)
         self._closed = False
         self._lock = threading.Lock()
@@ -116,14 +112,14 @@ class Storage:
         """Build the backends named in ``settings`` and a Storage over them."""
         built: list[Backend] = []
         try:
-            for url in settings.backends:
-                built.append(
-                    from_url(
-                        url,
-                        timeout_seconds=settings.timeout_seconds,
-                        max_connections=_WORKERS_PER_BACKEND * 2,
-                    )
+            built.extend(
+                from_url(
+                    url,
+                    timeout_seconds=settings.timeout_seconds,
+                    max_connections=_WORKERS_PER_BACKEND * 2,
                 )
+                for url in settings.backends
+            )
             return cls(built, settings=settings, writer_id=writer_id)
         except BaseException:
             for backend in built:
@@ -171,8 +167,7 @@ class Storage:
             if self._closed:
                 return
             self._closed = True
-        for executor in self._executors.values():
-            executor.shutdown(wait=False, cancel_futures=True)
+        self._dispatch.close()
         for backend in self._backends.values():
             backend.close()
 
@@ -192,32 +187,7 @@ class Storage:
         if self._closed:
             raise FailoverError("this Storage is closed")
 
-    # -- the single place every backend call goes through ------------------------------
-
-    def _submit(self, name: str, fn: Callable[[], T]) -> cf.Future[T]:
-        return self._executors[name].submit(fn)
-
-    def _attempt(self, name: str, fn: Callable[[], T], deadline: _Deadline) -> T:
-        """Run one backend operation on that backend's workers, bounded by the deadline.
-
-        A backend that hangs past the deadline is abandoned (its worker finishes when
-        the SDK's socket timeout fires); the caller gets BackendTimeout.
-        """
-        remaining = deadline.remaining()
-        if remaining <= 0:
-            raise BackendTimeout("call deadline reached before this backend was tried", backend=name)
-        future = self._submit(name, fn)
-        try:
-            return future.result(timeout=remaining)
-        except cf.TimeoutError:
-            future.cancel()
-            raise BackendTimeout(
-                f"no answer within the call's deadline ({self._settings.deadline_seconds:g} s)",
-                backend=name,
-            ) from None
-
-    def _read_order(self) -> list[str]:
-        return list(self._backends)
+    # -- reads go through the dispatcher; these helpers add storage semantics ----------
 
     def _read(
         self,
@@ -226,52 +196,40 @@ class Storage:
         fn: Callable[[Backend], T],
         *,
         accept: Callable[[str, T], None] | None = None,
+        discard: Callable[[T], None] | None = None,
     ) -> tuple[str, T]:
-        """Try backends in read order until one answers; NotFound is confirmed by all.
+        """First accepted answer from a replica; a NotFound is confirmed by every replica.
 
-        Returns ``(backend name, result)``.
-
-        ``accept`` may raise (IntegrityError) to reject an answer and move on.
+        Returns ``(backend name, answer)``.
         """
-        deadline = _Deadline(self._settings.deadline_seconds)
-        errors: dict[str, BaseException] = {}
-        not_found: NotFoundError | None = None
-        integrity: IntegrityError | None = None
-        for name in self._read_order():
-            if deadline.remaining() <= 0:
-                errors[name] = BackendSkipped("not tried: the call's deadline was reached")
-                continue
-            backend = self._backends[name]
-            try:
-                result = self._attempt(name, lambda b=backend: fn(b), deadline)  # type: ignore[misc]
-                if accept is not None:
-                    accept(name, result)
-            except NotFoundError as exc:
+        try:
+            return self._dispatch.first(
+                operation,
+                key,
+                lambda name: fn(self._backends[name]),
+                accept=accept,
+                discard=discard,
                 # Another replica may hold a write this one missed: keep looking.
-                not_found = not_found or exc
-                errors[name] = exc
-                continue
-            except IntegrityError as exc:
-                integrity = exc
-                errors[name] = exc
-                continue
-            except (BackendError, TimeoutError, ConnectionError) as exc:
-                # Transient or permanent for this backend alone (a missing bucket, denied
-                # permission): another replica can still answer, so fail over.
-                errors[name] = exc
-                continue
-            return name, result
-        if not_found is not None and not any(
-            is_transient(e) for e in errors.values() if not isinstance(e, NotFoundError)
-        ):
-            raise NotFoundError(key) from not_found
-        if integrity is not None and all(
-            isinstance(e, (IntegrityError, NotFoundError)) for e in errors.values()
-        ):
-            raise IntegrityError(
-                f"{key!r}: no replica holds bytes matching their sha256 ({len(errors)} tried)"
-            ) from integrity
-        raise AllBackendsFailed(f"{operation} {key!r}", errors)
+                is_miss=lambda exc: isinstance(exc, NotFoundError),
+            )
+        except AllBackendsFailed as failure:
+            errors = failure.errors
+            misses = [e for e in errors.values() if isinstance(e, NotFoundError)]
+            corrupt = [e for e in errors.values() if isinstance(e, IntegrityError)]
+            if (
+                misses
+                and not any(
+                    is_transient(e) for e in errors.values() if not isinstance(e, NotFoundError)
+                )
+                and not corrupt
+            ):
+                raise NotFoundError(key) from failure
+            if corrupt and len(corrupt) + len(misses) == len(errors):
+                raise IntegrityError(
+                    f"{key!r}: no replica holds bytes matching their sha256 "
+                    f"({len(corrupt)} corrupt)"
+                ) from failure
+            raise
 
     # -- writes ------------------------------------------------------------------------
 
@@ -312,7 +270,13 @@ class Storage:
         def write(backend: Backend) -> StoredObject:
             return backend.put(key, payload, content_type=content_type, metadata=stored_metadata)
 
-        acks = self._fan_out(key, write, cleanup=payload.close)
+        acks = self._dispatch.fan_out(
+            "put",
+            key,
+            lambda name: write(self._backends[name]),
+            required=self._settings.required_acks,
+            cleanup=payload.close,
+        )
         first = acks[next(iter(acks))]
         return _object_info(first, first_backend=next(iter(acks)), fallback_sha=payload.sha256)
 
@@ -328,60 +292,12 @@ class Storage:
         self._check_open()
         validate_key(key)
 
-        def remove(backend: Backend) -> None:
-            backend.delete(key)
-
-        self._fan_out(key, remove)
-
-    def _fan_out(
-        self,
-        key: str,
-        operation: Callable[[Backend], T],
-        *,
-        cleanup: Callable[[], None] | None = None,
-    ) -> dict[str, T]:
-        """Run ``operation`` on every backend in parallel; return once the policy is met.
-
-        Replicas slower than the acknowledgement keep running on their own workers;
-        ``cleanup`` runs when the last of them finishes.
-        """
-        deadline = _Deadline(self._settings.deadline_seconds)
-        required = self._settings.required_acks
-        futures: dict[cf.Future[T], str] = {}
-        for name, backend in self._backends.items():
-            futures[self._submit(name, lambda b=backend: operation(b))] = name  # type: ignore[misc]
-        if cleanup is not None:
-            _call_when_all_done(list(futures), cleanup)
-        acks: dict[str, T] = {}
-        failed: dict[str, BaseException] = {}
-        pending = set(futures)
-        while pending and len(acks) < required:
-            # Once the policy cannot be met, still collect the replicas in flight (within
-            # the deadline) so that QuorumNotReached.succeeded tells the whole story.
-            impossible = len(failed) > len(futures) - required
-            done, pending = cf.wait(
-                pending,
-                timeout=deadline.remaining(),
-                return_when=cf.ALL_COMPLETED if impossible else cf.FIRST_COMPLETED,
-            )
-            if not done:
-                break
-            for future in done:
-                name = futures[future]
-                exc = future.exception()
-                if exc is None:
-                    acks[name] = future.result()
-                else:
-                    failed[name] = exc
-        if len(acks) >= required:
-            return dict(sorted(acks.items(), key=lambda item: list(self._backends).index(item[0])))
-        for future in pending:
-            failed[futures[future]] = BackendTimeout(
-                f"no acknowledgement within the call's deadline "
-                f"({self._settings.deadline_seconds:g} s)",
-                backend=futures[future],
-            )
-        raise QuorumNotReached(key, required=required, succeeded=acks, failed=failed)
+        self._dispatch.fan_out(
+            "delete",
+            key,
+            lambda name: self._backends[name].delete(key),
+            required=self._settings.required_acks,
+        )
 
     # -- reads -------------------------------------------------------------------------
 
@@ -426,7 +342,9 @@ class Storage:
         self._check_open()
         validate_key(key)
         byte_range = _check_range(byte_range)
-        name, reader = self._read("open", key, lambda b: b.open(key, byte_range=byte_range))
+        name, reader = self._read(
+            "open", key, lambda b: b.open(key, byte_range=byte_range), discard=_close_reader
+        )
         return StorageReader(self, key, name, reader, byte_range=byte_range)
 
     def head(self, key: str) -> ObjectInfo:
@@ -461,10 +379,12 @@ class Storage:
         self._check_open()
         validate_prefix(prefix)
         errors: dict[str, BaseException] = {}
-        streams = [
-            _guarded_listing(name, backend.list(prefix), errors)
-            for name, backend in self._backends.items()
-        ]
+        streams = []
+        for name, backend in self._backends.items():
+            if not self._dispatch.breakers.available(name):
+                errors[name] = BackendSkipped(f"[{name}] not listed: circuit breaker open")
+                continue
+            streams.append(_guarded_listing(name, backend.list(prefix), errors))
         merged = heapq.merge(*streams, key=lambda item: item[0].key.encode("utf-8"))
         current: list[tuple[StoredObject, str]] = []
         for item in merged:
@@ -481,13 +401,7 @@ class Storage:
 
     def health(self) -> dict[str, BackendHealth]:
         """Health of every backend as routing sees it."""
-        return {
-            name: BackendHealth(
-                name=name, state="closed", score=1.0, latency_ms=0.0, error_rate=0.0,
-                pending_repairs=0,
-            )
-            for name in self._backends
-        }
+        return self._dispatch.backend_health()
 
     def repair(self) -> RepairReport:
         """Bring every replica up to date now.
@@ -496,9 +410,11 @@ class Storage:
         one (a full reconcile with ``fix=True``), and reports what it did.
         """
         report = self.reconcile(fix=True)
-        still = sum(len(v) for v in report.missing.values()) + sum(
-            len(v) for v in report.stale.values()
-        ) + sum(len(v) for v in report.corrupt.values())
+        still = (
+            sum(len(v) for v in report.missing.values())
+            + sum(len(v) for v in report.stale.values())
+            + sum(len(v) for v in report.corrupt.values())
+        )
         return RepairReport(repaired=report.fixed, pending=max(0, still - report.fixed))
 
     def reconcile(
@@ -550,18 +466,25 @@ class Storage:
                 key, payload, content_type=info.content_type, metadata=dict(info.metadata or {})
             )
 
-    def _reopen_at(self, key: str, version: str, offset: int, stop: int | None,
-                   exclude: set[str]) -> tuple[str, ObjectReader] | None:
-        deadline = _Deadline(self._settings.deadline_seconds)
-        for name in self._read_order():
+    def _reopen_at(
+        self, key: str, version: str, offset: int, stop: int | None, exclude: set[str]
+    ) -> tuple[str, ObjectReader] | None:
+        deadline = self._dispatch.deadline()
+        for name in self._dispatch.router.order(
+            self._dispatch.names, available=self._dispatch.breakers.available
+        ):
             if name in exclude:
                 continue
             backend = self._backends[name]
             try:
-                reader = self._attempt(
-                    name, lambda b=backend: b.open(key, byte_range=(offset, stop)), deadline  # type: ignore[misc]
+                reader = self._dispatch.call(
+                    name,
+                    "open",
+                    key,
+                    lambda b=backend: b.open(key, byte_range=(offset, stop)),  # type: ignore[misc]
+                    deadline,
                 )
-            except (BackendError, NotFoundError, OSError):
+            except (FailoverError, OSError):
                 continue
             if _meta(reader.info, META_VERSION) == version:
                 return name, reader
@@ -595,6 +518,8 @@ class StorageReader(io.RawIOBase):
         self._start = byte_range[0] if byte_range else 0
         self._stop = byte_range[1] if byte_range else None
         self._offset = self._start
+        size = self._stored.size
+        self._end = size if self._stop is None else min(self._stop, size)
         self._verify = byte_range is None and bool(_meta(self._stored, META_SHA256))
         self._digest = hashlib.sha256()
         self._tried = {self._backend}
@@ -630,21 +555,21 @@ class StorageReader(io.RawIOBase):
             self._offset += len(chunk)
             if self._verify:
                 self._digest.update(chunk)
-            if want < 0:
-                self._finish()
-        else:
+        # Verify as soon as the last byte is delivered, not on a later empty read that a
+        # caller who knows the size may never make.
+        if not chunk or want < 0 or self._offset >= self._end:
             self._finish()
         return chunk
 
     def _resume(self, cause: BaseException) -> None:
         version = _meta(self._stored, META_VERSION)
-        found = self._storage._reopen_at(  # noqa: SLF001 - the reader is part of the facade
-            self._key, version, self._offset, self._stop, self._tried
-        ) if version else None
+        found = (
+            self._storage._reopen_at(self._key, version, self._offset, self._stop, self._tried)
+            if version
+            else None
+        )
         if found is None:
-            raise AllBackendsFailed(
-                f"open {self._key!r}", {self._backend: cause}
-            ) from cause
+            raise AllBackendsFailed(f"open {self._key!r}", {self._backend: cause}) from cause
         self._reader.close()
         self._backend, self._reader = found
         self._tried.add(self._backend)
@@ -656,7 +581,7 @@ class StorageReader(io.RawIOBase):
                 f"{self._key!r}: streamed bytes from {self._backend} do not match their sha256"
             )
 
-    def __iter__(self) -> Iterator[bytes]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[bytes]:
         """Iterate over chunks of up to 1 MiB."""
         while chunk := self.read(_READ_CHUNK):
             yield chunk
@@ -711,19 +636,8 @@ def _check_range(byte_range: ByteRange | None) -> ByteRange | None:
     return (start, stop)
 
 
-def _call_when_all_done(futures: list[cf.Future[Any]], callback: Callable[[], None]) -> None:
-    remaining = [len(futures)]
-    lock = threading.Lock()
-
-    def one_done(_: cf.Future[Any]) -> None:
-        with lock:
-            remaining[0] -= 1
-            last = remaining[0] == 0
-        if last:
-            callback()
-
-    for future in futures:
-        future.add_done_callback(one_done)
+def _close_reader(reader: ObjectReader) -> None:
+    reader.close()
 
 
 def _guarded_listing(
@@ -788,14 +702,13 @@ class _Reconciler:
                 continue
             newest = max(_meta(s, META_VERSION) for s in versioned.values())
             holders = [
-                n for n in self._names
+                n
+                for n in self._names
                 if n in versioned and _meta(versioned[n], META_VERSION) == newest
             ]
             sizes = sorted(versioned[n].size for n in holders)
             reference_size = sizes[len(sizes) // 2]  # the majority's size among holders
-            intact = [
-                n for n in holders if self._intact(n, key, versioned[n], reference_size)
-            ]
+            intact = [n for n in holders if self._intact(n, key, versioned[n], reference_size)]
             for name in holders:
                 if name not in intact:
                     corrupt[name].append(key)
@@ -811,9 +724,7 @@ class _Reconciler:
                     targets.append(name)
             if fix and intact:
                 for target in targets:
-                    self._storage._copy_replica(  # noqa: SLF001
-                        key, intact[0], target, versioned[intact[0]]
-                    )
+                    self._storage._copy_replica(key, intact[0], target, versioned[intact[0]])
                     fixed += 1
         return ReconcileReport(
             missing={n: tuple(k) for n, k in missing.items()},
@@ -838,4 +749,3 @@ class _Reconciler:
         finally:
             reader.close()
         return digest.hexdigest() == expected
-

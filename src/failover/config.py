@@ -13,6 +13,7 @@ time, which every application importing failover would pay.)
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -63,10 +64,12 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def _number(*, minimum: float, integer: bool = False, allow_zero: bool = False) -> Callable[[str], Any]:
+def _number(
+    *, minimum: float, integer: bool = False, allow_zero: bool = False
+) -> Callable[[str], Any]:
     def parse(text: str) -> float | int:
         value: float | int = int(text.strip()) if integer else float(text.strip())
-        if value != value or value in (float("inf"), float("-inf")):  # NaN / inf
+        if not math.isfinite(value):
             raise ValueError
         if value < minimum or (value == 0 and not allow_zero and minimum <= 0):
             raise ValueError
@@ -100,39 +103,65 @@ def _path(text: str) -> str:
 #: Every setting: field name -> how to parse and document it. Env name = prefix + upper.
 SETTINGS_TABLE: Mapping[str, _Spec] = {
     "backends": _Spec(
-        _backends, "comma-separated backend URLs (s3://, az://, gs://, file://, memory://)",
-        "(required)", "backend URLs in priority order"),
+        _backends,
+        "comma-separated backend URLs (s3://, az://, gs://, file://, memory://)",
+        "(required)",
+        "backend URLs in priority order",
+    ),
     "write_policy": _Spec(
-        _choice(WRITE_POLICIES), " | ".join(WRITE_POLICIES), "quorum",
-        "how many replicas must acknowledge a write"),
+        _choice(WRITE_POLICIES),
+        " | ".join(WRITE_POLICIES),
+        "quorum",
+        "how many replicas must acknowledge a write",
+    ),
     "write_quorum": _Spec(
-        _optional(_number(minimum=1, integer=True)), "a whole number from 1 to the number of "
-        "backends, or 'majority'", "majority", "acknowledgements needed with write_policy=quorum"),
+        _optional(_number(minimum=1, integer=True)),
+        "a whole number from 1 to the number of backends, or 'majority'",
+        "majority",
+        "acknowledgements needed with write_policy=quorum",
+    ),
     "read_policy": _Spec(
-        _choice(READ_POLICIES), " | ".join(READ_POLICIES), "health",
-        "which replica serves a read"),
+        _choice(READ_POLICIES), " | ".join(READ_POLICIES), "health", "which replica serves a read"
+    ),
     "hedge_delay_ms": _Spec(
-        _optional(_number(minimum=0, allow_zero=True)), "milliseconds >= 0, or 'adaptive'",
-        "adaptive (p95 of the first backend)", "delay before a hedged second read"),
+        _optional(_number(minimum=0, allow_zero=True)),
+        "milliseconds >= 0, or 'adaptive'",
+        "adaptive (p95 of the first backend)",
+        "delay before a hedged second read",
+    ),
     "timeout_seconds": _Spec(
-        _number(minimum=0.001), "seconds > 0", "10", "one attempt's connect and read timeout"),
+        _number(minimum=0.001), "seconds > 0", "10", "one attempt's connect and read timeout"
+    ),
     "deadline_seconds": _Spec(
-        _number(minimum=0.001), "seconds > 0", "30",
-        "the whole call, with all retries and failovers"),
+        _number(minimum=0.001),
+        "seconds > 0",
+        "30",
+        "the whole call, with all retries and failovers",
+    ),
     "retry_attempts": _Spec(
-        _number(minimum=1, integer=True), "a whole number >= 1", "3",
-        "attempts per backend for transient errors"),
+        _number(minimum=1, integer=True),
+        "a whole number >= 1",
+        "3",
+        "attempts per backend for transient errors",
+    ),
     "breaker_fail_max": _Spec(
-        _number(minimum=1, integer=True), "a whole number >= 1", "5",
-        "consecutive failures that open a backend's circuit breaker"),
+        _number(minimum=1, integer=True),
+        "a whole number >= 1",
+        "5",
+        "consecutive failures that open a backend's circuit breaker",
+    ),
     "breaker_reset_seconds": _Spec(
-        _number(minimum=0.001), "seconds > 0", "30", "open -> half-open after"),
+        _number(minimum=0.001), "seconds > 0", "30", "open -> half-open after"
+    ),
     "journal": _Spec(
-        _path, "a file path", "$XDG_STATE_HOME/failover/journal.sqlite",
-        "SQLite repair journal"),
+        _path, "a file path", "$XDG_STATE_HOME/failover/journal.sqlite", "SQLite repair journal"
+    ),
     "repair_interval_seconds": _Spec(
-        _number(minimum=0, allow_zero=True), "seconds >= 0 (0 = only explicit repair())", "5",
-        "background repair period"),
+        _number(minimum=0, allow_zero=True),
+        "seconds >= 0 (0 = only explicit repair())",
+        "5",
+        "background repair period",
+    ),
 }
 
 
@@ -219,8 +248,11 @@ class Settings:
         """
         if isinstance(urls, str):
             urls = [urls]
-        values: dict[str, Any] = {"backends": _parse(SETTINGS_TABLE["backends"], ",".join(
-            _url_text(u) for u in urls), label="urls")}
+        values: dict[str, Any] = {
+            "backends": _parse(
+                SETTINGS_TABLE["backends"], ",".join(_url_text(u) for u in urls), label="urls"
+            )
+        }
         for name, value in options.items():
             spec = SETTINGS_TABLE.get(name)
             if spec is None or name == "backends":
@@ -230,8 +262,9 @@ class Settings:
                 continue
             if isinstance(value, bool) or not isinstance(value, (str, int, float, os.PathLike)):
                 raise ConfigError(f"{name}={value!r}: expected {spec.accepted}")
-            values[name] = _parse(spec, os.fspath(value) if isinstance(value, os.PathLike)
-                                  else str(value), label=name)
+            values[name] = _parse(
+                spec, os.fspath(value) if isinstance(value, os.PathLike) else str(value), label=name
+            )
         return cls(**values)
 
     def with_options(self, **options: Any) -> Settings:

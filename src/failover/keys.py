@@ -39,7 +39,7 @@ def _control_character(text: str) -> str | None:
 
 
 def validate_key(key: object) -> str:
-    """Check an object key against the portable key rules.
+    r"""Check an object key against the portable key rules.
 
     Args:
         key: the candidate key.

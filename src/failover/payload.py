@@ -9,6 +9,7 @@ before the first byte is uploaded (providers want metadata when an upload starts
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -114,7 +115,7 @@ class Payload:
         if self._data is not None:
             return io.BytesIO(self._data)
         assert self._path is not None
-        return open(self._path, "rb")  # noqa: SIM115 - the caller owns the handle
+        return open(self._path, "rb")
 
     def read_all(self) -> bytes:
         """Return every byte (use only for payloads known to be small)."""
@@ -128,10 +129,8 @@ class Payload:
         if self._path is not None:
             path, self._path = self._path, None
             self._data = None
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            except FileNotFoundError:
-                pass
 
     def __enter__(self) -> Payload:
         return self

@@ -47,11 +47,17 @@ def test_round_trip_small_and_empty(backend: Backend, size: int) -> None:
 def test_round_trip_25_mib_streams(backend: Backend) -> None:
     data = os.urandom(25 * 1024 * 1024)
     digest = hashlib.sha256(data).hexdigest()
-    payload = Payload.from_source(iter([data[i : i + (1 << 20)] for i in range(0, len(data), 1 << 20)]))
+    payload = Payload.from_source(
+        iter([data[i : i + (1 << 20)] for i in range(0, len(data), 1 << 20)])
+    )
     with payload:
         assert not payload.in_memory, "a 25 MiB stream must be spooled, not held in memory"
-        backend.put("big/blob.bin", payload, content_type="application/octet-stream",
-                    metadata={META_SHA256: digest})
+        backend.put(
+            "big/blob.bin",
+            payload,
+            content_type="application/octet-stream",
+            metadata={META_SHA256: digest},
+        )
     reader = backend.open("big/blob.bin")
     try:
         received = hashlib.sha256()
@@ -84,8 +90,15 @@ def test_streaming_read_in_chunks(backend: Backend) -> None:
 
 @pytest.mark.parametrize(
     ("byte_range", "expected"),
-    [((0, 5), b"01234"), ((5, None), b"56789"), ((3, 7), b"3456"), ((8, 100), b"89"),
-     ((10, None), b""), ((42, 50), b""), ((4, 4), b"")],
+    [
+        ((0, 5), b"01234"),
+        ((5, None), b"56789"),
+        ((3, 7), b"3456"),
+        ((8, 100), b"89"),
+        ((10, None), b""),
+        ((42, 50), b""),
+        ((4, 4), b""),
+    ],
 )
 def test_range_read(backend: Backend, byte_range: tuple[int, int | None], expected: bytes) -> None:
     _put(backend, "digits", b"0123456789")
@@ -196,8 +209,8 @@ def test_conditional_replace_if_match(backend: Backend) -> None:
 
 
 def test_permanent_errors_are_not_transient(backend: Backend) -> None:
+    _put(backend, "p", b"1")
     with pytest.raises(PreconditionFailedError) as info:
-        _put(backend, "p", b"1")
         _put(backend, "p", b"2", if_absent=True)
     assert isinstance(info.value, BackendError)
     assert not is_transient(info.value)

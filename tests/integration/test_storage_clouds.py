@@ -29,16 +29,18 @@ def cloud_urls(moto: EmulatorProcess, azurite: EmulatorProcess, gcs: EmulatorPro
 
 
 @pytest.fixture
-def clouds(moto_server: EmulatorProcess, azurite_server: EmulatorProcess,
-           fake_gcs_server: EmulatorProcess) -> list[str]:
+def clouds(
+    moto_server: EmulatorProcess, azurite_server: EmulatorProcess, fake_gcs_server: EmulatorProcess
+) -> list[str]:
     return cloud_urls(moto_server, azurite_server, fake_gcs_server)
 
 
 def test_replicated_round_trip_in_native_layout(clouds: list[str]) -> None:
     data = os.urandom(50_000)
     with Storage.from_urls(clouds, timeout_seconds=5) as store:
-        info = store.put("reports/q3.pdf", data, content_type="application/pdf",
-                         metadata={"team": "ops"})
+        info = store.put(
+            "reports/q3.pdf", data, content_type="application/pdf", metadata={"team": "ops"}
+        )
         assert store.get("reports/q3.pdf") == data
         head = store.head("reports/q3.pdf")
         assert (head.size, head.checksum, head.version) == (len(data), info.checksum, info.version)
@@ -85,11 +87,15 @@ def private_clouds() -> Iterator[tuple[list[EmulatorProcess], list[str]]]:
             emu.stop()
 
 
-def test_one_emulator_killed_mid_test(private_clouds: tuple[list[EmulatorProcess], list[str]]) -> None:
+def test_one_emulator_killed_mid_test(
+    private_clouds: tuple[list[EmulatorProcess], list[str]],
+) -> None:
     procs, urls = private_clouds
     keys = [f"k/{i}" for i in range(10)]
-    with Storage.from_urls(urls, timeout_seconds=2, deadline_seconds=10) as store, \
-            Storage.from_urls(urls, write_policy="all", timeout_seconds=2) as strict:
+    with (
+        Storage.from_urls(urls, timeout_seconds=2, deadline_seconds=10) as store,
+        Storage.from_urls(urls, write_policy="all", timeout_seconds=2) as strict,
+    ):
         for key in keys:
             store.put(key, key.encode())
         procs[1].kill()  # azurite dies: connections are refused from now on

@@ -8,7 +8,12 @@ from failover.errors import ConfigError
 
 def test_parse_components() -> None:
     url = parse_backend_url("s3://bucket/some/prefix?region=eu-west-1&name=primary")
-    assert (url.scheme, url.bucket, url.prefix, url.name) == ("s3", "bucket", "some/prefix/", "primary")
+    assert (url.scheme, url.bucket, url.prefix, url.name) == (
+        "s3",
+        "bucket",
+        "some/prefix/",
+        "primary",
+    )
     assert url.params == {"region": "eu-west-1"}
     assert parse_backend_url("gs://b").name == "gs:b"
     assert parse_backend_url("az://c/").prefix == ""
@@ -61,5 +66,7 @@ def test_import_failover_imports_no_provider_sdk() -> None:
         "bad=[m for m in sys.modules if m.split('.')[0] in ('boto3','botocore','azure','google')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr

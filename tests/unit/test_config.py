@@ -41,7 +41,12 @@ def test_every_variable_is_read() -> None:
     }
     assert {f"FAILOVER_{n.upper()}" for n in SETTINGS_TABLE} == set(env)
     s = Settings.from_env(env)
-    assert (s.write_policy, s.write_quorum, s.read_policy, s.hedge_delay_ms) == ("all", 3, "hedged", 25)
+    assert (s.write_policy, s.write_quorum, s.read_policy, s.hedge_delay_ms) == (
+        "all",
+        3,
+        "hedged",
+        25,
+    )
     assert (s.timeout_seconds, s.deadline_seconds, s.retry_attempts) == (2.5, 7, 4)
     assert (s.breaker_fail_max, s.breaker_reset_seconds) == (2, 1.5)
     assert (s.journal, s.repair_interval_seconds) == ("/tmp/j.sqlite", 0)
@@ -64,7 +69,9 @@ def test_every_variable_is_read() -> None:
         ("FAILOVER_REPAIR_INTERVAL_SECONDS", "-1", "seconds >= 0"),
     ],
 )
-def test_bad_values_name_variable_and_accepted_values(variable: str, value: str, accepted: str) -> None:
+def test_bad_values_name_variable_and_accepted_values(
+    variable: str, value: str, accepted: str
+) -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({"FAILOVER_BACKENDS": URLS, variable: value})
     assert variable in str(info.value)
@@ -85,8 +92,15 @@ def test_quorum_larger_than_backends() -> None:
 
 
 def test_from_urls_takes_lower_case_names() -> None:
-    s = Settings.from_urls(URLS.split(","), write_policy="one", timeout_seconds=1.5, write_quorum="majority")
-    assert (s.write_policy, s.timeout_seconds, s.write_quorum, s.required_acks) == ("one", 1.5, None, 1)
+    s = Settings.from_urls(
+        URLS.split(","), write_policy="one", timeout_seconds=1.5, write_quorum="majority"
+    )
+    assert (s.write_policy, s.timeout_seconds, s.write_quorum, s.required_acks) == (
+        "one",
+        1.5,
+        None,
+        1,
+    )
     with pytest.raises(ConfigError, match="unknown option 'write_polcy'"):
         Settings.from_urls(URLS.split(","), write_polcy="all")
     with pytest.raises(ConfigError, match="write_policy"):

@@ -29,8 +29,11 @@ def test_control_characters_are_rejected(text: str, control: str) -> None:
         validate_key(text + control + "x")
 
 
-@given(st.lists(_segment, min_size=0, max_size=3), st.sampled_from([".", ".."]),
-       st.lists(_segment, min_size=0, max_size=3))
+@given(
+    st.lists(_segment, min_size=0, max_size=3),
+    st.sampled_from([".", ".."]),
+    st.lists(_segment, min_size=0, max_size=3),
+)
 def test_dot_segments_are_rejected(before: list[str], dots: str, after: list[str]) -> None:
     with pytest.raises(InvalidKeyError):
         validate_key("/".join([*before, dots, *after]))

@@ -131,7 +131,7 @@ def test_read_fails_over_on_transient_errors() -> None:
         store.put("k", b"v")
         down(backends[0])
         assert store.get("k") == b"v"
-        assert store.head("k").backend == "b"
+        assert store.head("k").backend in {"b", "c"}
         with store.open("k") as reader:
             assert reader.read() == b"v"
         assert store.exists("k")
@@ -189,9 +189,10 @@ def test_streaming_read_detects_corruption_at_the_end() -> None:
         for backend in backends:
             backend.set(corrupt=True, operations={"open"})
         reader = store.open("k")
+        chunks = [reader.read(1000) for _ in range(9)]
+        assert sum(map(len, chunks)) == 9000
         with pytest.raises(IntegrityError):
-            while reader.read(1000):
-                pass
+            reader.read(1000)  # the last chunk completes the object: checksum fails
         reader.close()
 
 

@@ -38,9 +38,9 @@ __all__ = [
     "META_VERSION",
     "Backend",
     "ByteRange",
+    "BytesReader",
     "FetchedObject",
     "ObjectReader",
-    "BytesReader",
     "StoredObject",
     "resolve_range",
 ]
@@ -195,7 +195,9 @@ class BytesReader:
 
     def read(self, size: int = -1, /) -> bytes:
         """Read up to ``size`` bytes (all remaining when negative)."""
-        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        end = (
+            len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        )
         chunk = bytes(self._view[self._pos : end])
         self._pos = end
         return chunk

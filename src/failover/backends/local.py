@@ -65,7 +65,9 @@ class LocalBackend:
         create: create the root directory if it does not exist.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, name: str | None = None, create: bool = True) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, name: str | None = None, create: bool = True
+    ) -> None:
         self._root = Path(root).absolute()
         self._name = name or f"file:{self._root}"
         if create:
@@ -112,7 +114,9 @@ class LocalBackend:
 
     def _require_root(self) -> None:
         if not self._root.is_dir():
-            raise BucketNotFoundError(f"directory {str(self._root)!r} does not exist", backend=self._name)
+            raise BucketNotFoundError(
+                f"directory {str(self._root)!r} does not exist", backend=self._name
+            )
 
     @contextlib.contextmanager
     def _map_errors(self, key: str) -> Iterator[None]:
@@ -148,7 +152,9 @@ class LocalBackend:
         except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
             return {}
 
-    def _info(self, key: str, data_path: Path, meta_path: Path, stat: os.stat_result) -> StoredObject:
+    def _info(
+        self, key: str, data_path: Path, meta_path: Path, stat: os.stat_result
+    ) -> StoredObject:
         sidecar = self._read_sidecar(meta_path)
         return StoredObject(
             key=key,
@@ -209,9 +215,13 @@ class LocalBackend:
         if if_absent and exists:
             raise PreconditionFailedError(f"{key!r} already exists", backend=self._name)
         if if_match is not None:
-            current = self._info(key, data_path, meta_path, data_path.stat()).etag if exists else None
+            current = (
+                self._info(key, data_path, meta_path, data_path.stat()).etag if exists else None
+            )
             if current != if_match:
-                raise PreconditionFailedError(f"{key!r} changed since it was read", backend=self._name)
+                raise PreconditionFailedError(
+                    f"{key!r} changed since it was read", backend=self._name
+                )
 
     @contextlib.contextmanager
     def _conditional_lock(self, needed: bool) -> Iterator[None]:

@@ -55,7 +55,9 @@ class MemoryBackend:
     _shared: ClassVar[dict[str, _Store]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, name: str | None = None, *, prefix: str = "", _store: _Store | None = None) -> None:
+    def __init__(
+        self, name: str | None = None, *, prefix: str = "", _store: _Store | None = None
+    ) -> None:
         self._store = _store or _Store()
         self._name = name or f"memory:{id(self._store):x}"
         self._prefix = prefix
@@ -102,7 +104,9 @@ class MemoryBackend:
             if if_absent and current is not None:
                 raise PreconditionFailedError(f"{key!r} already exists", backend=self._name)
             if if_match is not None and (current is None or current.info.etag != if_match):
-                raise PreconditionFailedError(f"{key!r} changed since it was read", backend=self._name)
+                raise PreconditionFailedError(
+                    f"{key!r} changed since it was read", backend=self._name
+                )
             self._store.revision += 1
             etag = f"{hashlib.md5(data, usedforsecurity=False).hexdigest()}-{self._store.revision}"
             info = StoredObject(

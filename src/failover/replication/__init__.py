@@ -1,0 +1,1 @@
+"""Replication: version stamps (and, next, the write journal and repair)."""

@@ -53,7 +53,8 @@ class HybridClock:
                 self._counter += 1
                 if self._counter >= 10**_COUNTER_DIGITS:
                     self._last_ms, self._counter = self._last_ms + 1, 0
-            return f"{self._last_ms:0{_MS_DIGITS}d}.{self._counter:0{_COUNTER_DIGITS}d}.{self.writer_id}"
+            ms = f"{self._last_ms:0{_MS_DIGITS}d}"
+            return f"{ms}.{self._counter:0{_COUNTER_DIGITS}d}.{self.writer_id}"
 
     def observe(self, stamp: str) -> None:
         """Move the clock past a stamp seen from another writer (keeps causality)."""
@@ -62,8 +63,7 @@ class HybridClock:
             return
         ms, counter = parsed
         with self._lock:
-            if (ms, counter) > (self._last_ms, self._counter):
-                self._last_ms, self._counter = ms, counter
+            self._last_ms, self._counter = max((self._last_ms, self._counter), (ms, counter))
 
 
 def parse_version(stamp: str) -> tuple[int, int] | None:

@@ -120,7 +120,7 @@ class ClockedCircuitBreaker(pybreaker.CircuitBreaker):
             return self._throw_new_error_on_trip
 
 
-class _RecordedFailure(Exception):  # noqa: N818 - a private marker, never raised to callers
+class _RecordedFailure(Exception):
     """Raised inside pybreaker's ``call()`` to feed it a failure that happened outside."""
 
 

@@ -1,5 +1,6 @@
-"""Start and stop the real cloud emulators for tests: moto (S3), azurite (Azure Blob) and
-fake-gcs-server (Google Cloud Storage), each on a free 127.0.0.1 port.
+"""Start and stop the real cloud emulators for tests, each on a free 127.0.0.1 port.
+
+moto serves S3, azurite Azure Blob Storage and fake-gcs-server Google Cloud Storage.
 
 Example:
     >>> emu = start("s3")                       # doctest: +SKIP
@@ -62,8 +63,9 @@ def start(kind: EmulatorKind, **options: Any) -> EmulatorProcess:
     return emulator
 
 
-def create_bucket(emulator: EmulatorProcess, bucket: str, *, endpoint: str | None = None,
-                  name: str | None = None) -> str:
+def create_bucket(
+    emulator: EmulatorProcess, bucket: str, *, endpoint: str | None = None, name: str | None = None
+) -> str:
     """Create a bucket/container on ``emulator`` and return a backend URL for it.
 
     Args:
