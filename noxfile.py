@@ -34,12 +34,17 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *args, env=env)
 
 
+LINTED = [
+    p for p in ("src", "tests", "benchmarks", "examples", "noxfile.py") if (ROOT / p).exists()
+]
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
 
 
 @nox.session(python=PYTHON)

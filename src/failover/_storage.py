@@ -108,8 +108,19 @@ class Storage:
     # -- construction ------------------------------------------------------------------
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, writer_id: str | None = None) -> Storage:
-        """Build the backends named in ``settings`` and a Storage over them."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        writer_id: str | None = None,
+        hooks: Sequence[EventHook] | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> Storage:
+        """Build the backends named in ``settings`` and a Storage over them.
+
+        The keyword arguments are those of :class:`Storage`.
+        """
         built: list[Backend] = []
         try:
             built.extend(
@@ -120,32 +131,56 @@ class Storage:
                 )
                 for url in settings.backends
             )
-            return cls(built, settings=settings, writer_id=writer_id)
+            return cls(
+                built, settings=settings, writer_id=writer_id, hooks=hooks, clock=clock, rng=rng
+            )
         except BaseException:
             for backend in built:
                 backend.close()
             raise
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Storage:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        hooks: Sequence[EventHook] | None = None,
+    ) -> Storage:
         """Build from the ``FAILOVER_*`` environment variables (see ``docs/configuration.md``).
 
         Raises:
             ConfigError: a variable is missing or invalid (the message names it).
         """
-        return cls.from_settings(Settings.from_env(environ))
+        return cls.from_settings(Settings.from_env(environ), hooks=hooks)
 
     @classmethod
-    def from_urls(cls, urls: Iterable[str] | str, **options: Any) -> Storage:
+    def from_urls(
+        cls,
+        urls: Iterable[str] | str,
+        *,
+        hooks: Sequence[EventHook] | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        **options: Any,
+    ) -> Storage:
         """Build from backend URLs in priority order and options named like the variables.
 
         Example:
             ``Storage.from_urls(["s3://a", "az://b", "gs://c"], write_policy="quorum")``
 
+        Args:
+            urls: backend URLs, in priority order.
+            hooks: event hooks (default: log through the ``failover`` logger).
+            clock: time source of the resilience policies.
+            rng: random source for routing and jitter.
+            **options: settings by their lower-case names (``timeout_seconds=2``).
+
         Raises:
             ConfigError: an option or URL is invalid (the message names it).
         """
-        return cls.from_settings(Settings.from_urls(urls, **options))
+        return cls.from_settings(
+            Settings.from_urls(urls, **options), hooks=hooks, clock=clock, rng=rng
+        )
 
     # -- properties --------------------------------------------------------------------
 

@@ -70,10 +70,11 @@ __all__ = ["Dispatcher"]
 
 T = TypeVar("T")
 
-#: A backend whose score falls below this is reported demoted ...
-DEMOTE_BELOW = 0.5
+#: A backend whose score falls below this (5x slower than the best, or failing most
+#: calls) is reported demoted ...
+DEMOTE_BELOW = 0.2
 #: ... and recovered once it climbs back above this (hysteresis avoids flapping events).
-RECOVER_ABOVE = 0.8
+RECOVER_ABOVE = 0.5
 
 
 class Dispatcher:
@@ -258,6 +259,7 @@ class Dispatcher:
             clock=self._clock,
             rng=self._rng,
             on_retry=on_retry,
+            deposit=False,  # deposited once per public call, in first() and fan_out()
         )
 
     def _record(self, name: str, exc: BaseException | None, elapsed: float) -> None:
@@ -326,6 +328,7 @@ class Dispatcher:
                 every backend (its error, a miss, or why it was not tried).
         """
         deadline = deadline or self.deadline()
+        self.budget.deposit()
         plan = self.router.plan(self._names, available=self.breakers.available)
         errors: dict[str, BaseException] = {}
         for name in plan.excluded:
@@ -380,6 +383,7 @@ class Dispatcher:
                 for each of the others.
         """
         deadline = deadline or self.deadline()
+        self.budget.deposit()
         available = [n for n in self._names if self.breakers.available(n)]
         panic = len(available) < required
         targets = list(self._names) if panic else available

@@ -11,7 +11,7 @@ event                  level      when
 =====================  =========  ==================================================
 BreakerStateChanged    WARNING    a breaker opened
                        INFO       it went half-open or closed again
-BackendDemoted         WARNING    a backend's score fell below the demotion threshold
+BackendDemoted         INFO       a backend's score fell below the demotion threshold
 BackendRecovered       INFO       it rose back above the recovery threshold
 FailedOver             INFO       a call moved on from a backend that failed
 RetryScheduled         DEBUG      a transient failure will be retried after a backoff
@@ -124,7 +124,7 @@ class LoggingHook:
             level = logging.WARNING if event.new == "open" else logging.INFO
             self._log.log(level, "breaker %s: %s -> %s", event.backend, event.old, event.new)
         elif isinstance(event, BackendDemoted):
-            self._log.warning("backend %s demoted (score %.2f)", event.backend, event.score)
+            self._log.info("backend %s demoted (score %.2f)", event.backend, event.score)
         elif isinstance(event, BackendRecovered):
             self._log.info("backend %s recovered (score %.2f)", event.backend, event.score)
         elif isinstance(event, FailedOver):

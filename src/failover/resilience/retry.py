@@ -133,6 +133,7 @@ def call_with_retries(
     rng: random.Random | None = None,
     is_retryable: Callable[[BaseException], bool] = is_transient,
     on_retry: OnRetry | None = None,
+    deposit: bool = True,
 ) -> T:
     """Call ``fn`` and retry transient failures under a policy, budget and deadline.
 
@@ -153,6 +154,9 @@ def call_with_retries(
         on_retry: called before each backoff sleep as ``on_retry(attempt, exc,
             delay_seconds)``, ``attempt`` being the 1-based number of the failed
             attempt.
+        deposit: credit ``budget`` for this call; pass False when the caller deposits
+            once per logical request that spans several calls (a read that fails over
+            to another backend is still one request).
 
     Returns:
         What ``fn`` returned.
@@ -199,7 +203,7 @@ def call_with_retries(
         if exc is not None:
             on_retry(state.attempt_number, exc, delay_after(state.attempt_number))
 
-    if budget is not None:
+    if budget is not None and deposit:
         budget.deposit()
     retrying = tenacity.Retrying(
         stop=stop,

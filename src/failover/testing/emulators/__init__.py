@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from failover.testing.emulators._process import EmulatorError, EmulatorProcess
+from failover.testing.emulators._process import EmulatorError, EmulatorProcess, free_port
+
+if TYPE_CHECKING:
+    from failover.testing.proxy import FaultProxy
 
 __all__ = [
     "KINDS",
@@ -29,6 +32,7 @@ __all__ = [
     "apply_env",
     "create_bucket",
     "start",
+    "start_behind_proxy",
 ]
 
 EmulatorKind = Literal["s3", "azure", "gcs"]
@@ -84,3 +88,27 @@ def create_bucket(
 def apply_env(emulator: EmulatorProcess) -> None:
     """Set ``emulator.env`` in ``os.environ`` (for clients created in this process)."""
     os.environ.update(emulator.env)
+
+
+def start_behind_proxy(kind: EmulatorKind, **options: Any) -> tuple[EmulatorProcess, FaultProxy]:
+    """Start an emulator with a :class:`~failover.testing.FaultProxy` in front of it.
+
+    Clients should use ``proxy.endpoint`` (``create_bucket(emu, b, endpoint=proxy.endpoint)``
+    builds such a URL). fake-gcs-server is told the proxy's URL as its external URL, so
+    that download links and resumable-upload sessions also go through the proxy.
+
+    Returns:
+        ``(emulator, proxy)``; stop both (``proxy.stop()``, ``emulator.stop()``).
+    """
+    from failover.testing.proxy import FaultProxy  # noqa: PLC0415 - proxy is optional here
+
+    port = free_port()
+    proxy = FaultProxy("127.0.0.1", port).start()
+    try:
+        if kind == "gcs":
+            options.setdefault("external_url", proxy.endpoint)
+        emulator = start(kind, port=port, **options)
+    except BaseException:
+        proxy.stop()
+        raise
+    return emulator, proxy

@@ -1,0 +1,147 @@
+"""One cloud lost (blackholed, refusing, resetting) behind a real TCP fault proxy.
+
+The dead backend is first in priority order (``read_policy="ordered"``) so every read
+meets it until its breaker opens; the other two replicas are real emulators too.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from failover import AllBackendsFailed, Storage
+from failover.errors import BackendSkipped, BackendTimeout
+from failover.events import BreakerStateChanged, FailedOver
+
+from .conftest import EventRecorder, ProxiedFactory
+
+pytestmark = [pytest.mark.integration, pytest.mark.scenario]
+
+KEYS = [f"outage/{i}" for i in range(5)]
+OTHERS = {"s3": ("azure", "gcs"), "azure": ("s3", "gcs"), "gcs": ("s3", "azure")}
+FAIL_MAX = 3
+TIMEOUT = 0.5
+RESET = 1.0
+
+
+def _wait_until_replicated(store: Storage, keys: list[str]) -> None:
+    give_up = time.monotonic() + 10
+    while time.monotonic() < give_up:
+        if all(
+            key in {o.key for o in b.list("outage/")}
+            for b in store.backends.values()
+            for key in keys
+        ):
+            return
+    raise AssertionError("writes did not reach every replica within 10 s")
+
+
+@pytest.mark.parametrize("mode", ["blackhole", "refuse", "reset"])
+@pytest.mark.parametrize("kind", ["s3", "azure", "gcs"])
+def test_one_cloud_lost_then_healed(
+    kind: str, mode: str, proxied_cloud: ProxiedFactory, healthy_cloud, recorder: EventRecorder
+) -> None:
+    dead_url, proxy = proxied_cloud(kind, "dead")  # type: ignore[arg-type]
+    urls = [dead_url, *(healthy_cloud(other, other) for other in OTHERS[kind])]
+    with Storage.from_urls(
+        urls,
+        hooks=[recorder],
+        read_policy="ordered",
+        timeout_seconds=TIMEOUT,
+        deadline_seconds=10,
+        retry_attempts=1,
+        breaker_fail_max=FAIL_MAX,
+        breaker_reset_seconds=RESET,
+    ) as store:
+        for key in KEYS:
+            # Quorum writes return before the slowest replica; wait for all three so
+            # that no write is still in flight to the dead backend when it dies.
+            assert len(store.backends) == 3
+            store.put(key, key.encode())
+        _wait_until_replicated(store, KEYS)
+        assert store.head(KEYS[0]).backend == "dead"
+
+        getattr(proxy, mode)()
+        latencies: list[float] = []
+        errors = 0
+        reads_until_open = None
+        for i in range(20):
+            key = KEYS[i % len(KEYS)]
+            started = time.monotonic()
+            try:
+                assert store.get(key) == key.encode()
+            except Exception:  # every read must succeed: count, then fail below
+                errors += 1
+            latencies.append(time.monotonic() - started)
+            if reads_until_open is None and store.health()["dead"].state == "open":
+                reads_until_open = i + 1
+        assert errors == 0
+        # One attempt per read (retry_attempts=1): the breaker opens on the FAIL_MAX-th.
+        assert reads_until_open == FAIL_MAX
+        opened = recorder.of(BreakerStateChanged, "dead")
+        assert [(e.old, e.new) for e in opened] == [("closed", "open")]  # type: ignore[attr-defined]
+        assert len(recorder.of(FailedOver, "dead")) == FAIL_MAX
+        # Once open, reads no longer wait on the dead backend.
+        after_open = latencies[FAIL_MAX:]
+        assert max(after_open) < TIMEOUT / 2, after_open
+        if mode == "blackhole":
+            assert min(latencies[:FAIL_MAX]) >= TIMEOUT * 0.9  # those did wait a timeout
+
+        # Writes still reach the quorum and skip the open breaker without waiting.
+        started = time.monotonic()
+        info = store.put("outage/during", b"written while down")
+        assert time.monotonic() - started < TIMEOUT / 2
+        assert info.backend != "dead"
+
+        proxy.pass_through()
+        # Wait (bounded) until the breaker lets a trial through and it succeeds.
+        give_up = time.monotonic() + 10 * RESET
+        while store.health()["dead"].state != "closed" and time.monotonic() < give_up:
+            assert store.get(KEYS[0]) == KEYS[0].encode()
+        assert store.health()["dead"].state == "closed"
+        transitions = [(e.old, e.new) for e in recorder.of(BreakerStateChanged, "dead")]  # type: ignore[attr-defined]
+        assert transitions[-2:] == [("open", "half-open"), ("half-open", "closed")]
+        assert store.head(KEYS[1]).backend == "dead"  # takes traffic again
+
+
+def test_deadline_bounds_a_call_when_every_backend_hangs(proxied_cloud: ProxiedFactory) -> None:
+    pairs = [proxied_cloud(kind, kind) for kind in ("s3", "azure", "gcs")]  # type: ignore[arg-type]
+    with Storage.from_urls(
+        [url for url, _ in pairs], timeout_seconds=30, deadline_seconds=2, read_policy="ordered"
+    ) as store:
+        store.put("k", b"v")
+        for _, proxy in pairs:
+            proxy.blackhole()
+        started = time.monotonic()
+        with pytest.raises(AllBackendsFailed) as info:
+            store.get("k")
+        elapsed = time.monotonic() - started
+    assert elapsed < 2 + 0.5
+    assert set(info.value.errors) == {"s3", "azure", "gcs"}
+    assert isinstance(info.value.errors["s3"], BackendTimeout)
+    for name in ("azure", "gcs"):
+        assert isinstance(info.value.errors[name], BackendSkipped)
+        assert "deadline" in str(info.value.errors[name])
+
+
+def test_hedged_deadline_tries_every_backend_before_giving_up(
+    proxied_cloud: ProxiedFactory,
+) -> None:
+    pairs = [proxied_cloud(kind, kind) for kind in ("s3", "azure", "gcs")]  # type: ignore[arg-type]
+    with Storage.from_urls(
+        [url for url, _ in pairs],
+        timeout_seconds=30,
+        deadline_seconds=2,
+        read_policy="hedged",
+        hedge_delay_ms=100,
+    ) as store:
+        store.put("k", b"v")
+        for _, proxy in pairs:
+            proxy.blackhole()
+        started = time.monotonic()
+        with pytest.raises(AllBackendsFailed) as info:
+            store.get("k")
+        elapsed = time.monotonic() - started
+    assert elapsed < 2 + 0.5
+    assert all(isinstance(e, BackendTimeout) for e in info.value.errors.values()), info.value.errors
