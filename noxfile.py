@@ -52,3 +52,18 @@ def types(session: nox.Session) -> None:
     """mypy --strict on the package."""
     session.install("-e", ".[all]", "mypy>=1.10", "pytest>=8", "boto3-stubs[s3]")
     session.run("mypy", "--strict", "src/failover")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation (mkdocs, strict: any warning fails)."""
+    session.install("-e", ".[all,docs]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the emulators (``nox -s bench -- --quick`` for a smoke run)."""
+    session.install("-e", ".[test,bench]")
+    _install_node_tools(session)
+    session.run("python", "-m", "benchmarks", *session.posargs)
