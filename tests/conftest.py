@@ -26,6 +26,14 @@ def unique_bucket(label: str = "b") -> str:
 BackendFactory = Callable[..., Backend]
 
 
+@pytest.fixture(autouse=True)
+def private_state_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test gets its own default journal (``$XDG_STATE_HOME/failover/...``)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def make_backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -10,7 +10,7 @@ import mimetypes
 import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from failover.backends import from_url
 from failover.backends.base import (
@@ -41,7 +41,11 @@ from failover.keys import (
     validate_prefix,
 )
 from failover.payload import Payload, PayloadSource
+from failover.replication.journal import RepairJournal
+from failover.replication.reconcile import Reconciler
+from failover.replication.repair import InFlight, Repairer, RepairWorker
 from failover.replication.version import HybridClock
+from failover.replication.writer import delete_if_older, write_if_newer
 from failover.resilience import Clock
 from failover.types import BackendHealth, ObjectInfo, ReconcileReport, RepairReport
 
@@ -93,6 +97,7 @@ class Storage:
             settings = dataclasses.replace(settings, backends=tuple(names))
         self._settings = settings
         self._backends: dict[str, Backend] = {b.name: b for b in backends}
+        self._journal: RepairJournal | None = None
         self._dispatch = Dispatcher(
             names,
             settings=settings,
@@ -100,10 +105,33 @@ class Storage:
             clock=clock,
             rng=rng,
             workers_per_backend=_WORKERS_PER_BACKEND,
+            pending_repairs=self._pending_repairs,
         )
         self._clock = HybridClock(writer_id=writer_id)
         self._closed = False
         self._lock = threading.Lock()
+        self._in_flight = InFlight()
+        # One replica has nothing to repair from: no journal, no conditional writes.
+        self._replicated = len(backends) > 1
+        self._repairer: Repairer | None = None
+        self._worker: RepairWorker | None = None
+        if self._replicated:
+            try:
+                self._journal = RepairJournal(settings.journal_path)
+            except BaseException:
+                self._dispatch.close()
+                raise
+            self._repairer = Repairer(
+                backends=self._backends,
+                journal=self._journal,
+                dispatcher=self._dispatch,
+                in_flight=self._in_flight,
+                grace_seconds=2 * settings.deadline_seconds,
+            )
+            if settings.repair_interval_seconds > 0:
+                self._worker = RepairWorker(
+                    self._repairer, interval_seconds=settings.repair_interval_seconds
+                ).start()
 
     # -- construction ------------------------------------------------------------------
 
@@ -202,7 +230,11 @@ class Storage:
             if self._closed:
                 return
             self._closed = True
+        if self._worker is not None:
+            self._worker.stop()
         self._dispatch.close()
+        if self._journal is not None:
+            self._journal.close()
         for backend in self._backends.values():
             backend.close()
 
@@ -232,11 +264,23 @@ class Storage:
         *,
         accept: Callable[[str, T], None] | None = None,
         discard: Callable[[T], None] | None = None,
+        exclude: Mapping[str, BaseException] | None = None,
     ) -> tuple[str, T]:
         """First accepted answer from a replica; a NotFound is confirmed by every replica.
 
+        Replicas with a pending repair for the key are not trusted: one that missed a
+        put is asked only after the others, one that missed a delete is not asked.
+
         Returns ``(backend name, answer)``.
         """
+        demote: set[str] = set()
+        skip: dict[str, BaseException] = dict(exclude or {})
+        if self._journal is not None:
+            for name, action in self._journal.pending_for_key(key).items():
+                if action.op == "delete":
+                    skip[name] = NotFoundError(key, backend=name)
+                else:
+                    demote.add(name)
         try:
             return self._dispatch.first(
                 operation,
@@ -246,6 +290,8 @@ class Storage:
                 discard=discard,
                 # Another replica may hold a write this one missed: keep looking.
                 is_miss=lambda exc: isinstance(exc, NotFoundError),
+                demote=demote,
+                exclude=skip,
             )
         except AllBackendsFailed as failure:
             errors = failure.errors
@@ -303,17 +349,74 @@ class Storage:
         stored_metadata = {**user_metadata, META_VERSION: version, META_SHA256: payload.sha256}
 
         def write(backend: Backend) -> StoredObject:
-            return backend.put(key, payload, content_type=content_type, metadata=stored_metadata)
+            if not self._replicated:
+                return backend.put(
+                    key, payload, content_type=content_type, metadata=stored_metadata
+                )
+            outcome = write_if_newer(
+                backend,
+                key,
+                payload,
+                content_type=content_type,
+                metadata=stored_metadata,
+                version=version,
+            )
+            if outcome.superseded:
+                self._clock.observe(_meta(outcome.stored, META_VERSION))
+            return outcome.stored
 
-        acks = self._dispatch.fan_out(
-            "put",
+        try:
+            acks = self._replicate("put", key, version, write, cleanup=payload.close)
+        except BaseException:
+            if not self._replicated:
+                payload.close()
+            raise
+        name = next(iter(acks))
+        stored = acks[name]
+        if _meta(stored, META_VERSION) != version:
+            # Every acknowledging replica already held a newer version: ours lost the
+            # last-writer-wins race and describes nothing stored.
+            stored = dataclasses.replace(stored, metadata=stored_metadata)
+        return _object_info(stored, first_backend=name, fallback_sha=payload.sha256)
+
+    def _replicate(
+        self,
+        operation: Literal["put", "delete"],
+        key: str,
+        version: str,
+        action: Callable[[Backend], T],
+        *,
+        cleanup: Callable[[], None] | None = None,
+    ) -> dict[str, T]:
+        """Journal the intent, fan ``action`` out, and clear each replica's row on success.
+
+        The intent is durable before any replica is written, so a replica that misses
+        the action (down, breaker open, too slow, writer killed) stays pending until the
+        repairer brings it up to date.
+        """
+        journal = self._journal
+        names = list(self._backends)
+        if journal is not None:
+            journal.record(names, key, version, operation)
+            self._in_flight.add(names, key)
+
+        def run(name: str) -> T:
+            try:
+                result = action(self._backends[name])
+                if journal is not None:
+                    journal.complete(name, key, version)
+                return result
+            finally:
+                self._in_flight.discard(name, key)
+
+        return self._dispatch.fan_out(
+            operation,
             key,
-            lambda name: write(self._backends[name]),
+            run,
             required=self._settings.required_acks,
-            cleanup=payload.close,
+            cleanup=cleanup,
+            on_skipped=lambda name: self._in_flight.discard(name, key),
         )
-        first = acks[next(iter(acks))]
-        return _object_info(first, first_backend=next(iter(acks)), fallback_sha=payload.sha256)
 
     def delete(self, key: str) -> None:
         """Delete an object from every replica, acknowledged per the write policy.
@@ -327,41 +430,99 @@ class Storage:
         self._check_open()
         validate_key(key)
 
-        self._dispatch.fan_out(
-            "delete",
-            key,
-            lambda name: self._backends[name].delete(key),
-            required=self._settings.required_acks,
-        )
+        version = self._clock.now()
+
+        def remove(backend: Backend) -> None:
+            if self._replicated:
+                delete_if_older(backend, key, version=version)
+            else:
+                backend.delete(key)
+
+        self._replicate("delete", key, version, remove)
 
     # -- reads -------------------------------------------------------------------------
 
-    def get(self, key: str, *, byte_range: ByteRange | None = None) -> bytes:
+    def get(
+        self,
+        key: str,
+        *,
+        byte_range: ByteRange | None = None,
+        consistency: Literal["any", "latest"] = "any",
+    ) -> bytes:
         """Return an object's bytes, from the first replica that has intact ones.
 
         Args:
             key: object key.
             byte_range: ``(start, stop)`` to read ``data[start:stop]`` (``stop=None``: to
-                the end). Whole reads are verified against the stored sha256.
+                the end). Whole reads are verified against the stored sha256; a replica
+                whose bytes do not match is skipped and scheduled for repair.
+            consistency: ``"any"`` (default) reads the first healthy replica;
+                ``"latest"`` first asks a majority of replicas for their version, reads
+                the highest one, and schedules read repair for replicas holding less.
 
         Raises:
             NotFoundError: no reachable replica has the key.
             IntegrityError: every replica's bytes fail their checksum.
             AllBackendsFailed: no replica could answer; ``.errors`` per backend.
+            QuorumNotReached: with ``consistency="latest"``, a majority did not answer.
         """
         self._check_open()
         validate_key(key)
         byte_range = _check_range(byte_range)
+        if consistency not in ("any", "latest"):
+            raise ValueError(f"consistency must be 'any' or 'latest', not {consistency!r}")
+        exclude = self._stale_replicas(key) if consistency == "latest" else {}
 
         def verify(name: str, fetched: Any) -> None:
             if byte_range is None:
-                _verify_bytes(key, name, fetched.info, fetched.data)
+                try:
+                    _verify_bytes(key, name, fetched.info, fetched.data)
+                except IntegrityError:
+                    self._schedule(name, key, _meta(fetched.info, META_VERSION), "verify")
+                    raise
 
         _, fetched = self._read(
-            "get", key, lambda b: b.get(key, byte_range=byte_range), accept=verify
+            "get",
+            key,
+            lambda b: b.get(key, byte_range=byte_range),
+            accept=verify,
+            exclude=exclude,
         )
         data: bytes = fetched.data
         return data
+
+    def _stale_replicas(self, key: str) -> dict[str, BaseException]:
+        """Ask a majority for their version; return the replicas not holding the newest.
+
+        Each stale replica is scheduled for read repair.
+        """
+
+        def version_of(name: str) -> str | None:
+            try:
+                return _meta(self._backends[name].head(key), META_VERSION)
+            except NotFoundError:
+                return None
+
+        answers = self._dispatch.fan_out(
+            "head", key, version_of, required=len(self._backends) // 2 + 1
+        )
+        versions = {name: v for name, v in answers.items() if v is not None}
+        if not versions:
+            raise NotFoundError(key)
+        newest = max(versions.values())
+        stale: dict[str, BaseException] = {
+            name: NotFoundError(key, backend=name)
+            for name in answers
+            if versions.get(name, "") < newest
+        }
+        for name in stale:
+            self._schedule(name, key, newest, "put")
+        return stale
+
+    def _schedule(self, name: str, key: str, version: str, op: Literal["put", "verify"]) -> None:
+        """Journal a read repair for one replica (the repairer performs it)."""
+        if self._journal is not None and version:
+            self._journal.record([name], key, version, op)
 
     def open(self, key: str, *, byte_range: ByteRange | None = None) -> StorageReader:
         """Open an object for streaming reads (file-like: ``read(n)``, iteration, ``with``).
@@ -414,12 +575,21 @@ class Storage:
         self._check_open()
         validate_prefix(prefix)
         errors: dict[str, BaseException] = {}
+        # A replica that missed a delete still lists the key: hide it there.
+        deleted = (
+            {bk for bk, a in self._journal.pending_under(prefix).items() if a.op == "delete"}
+            if self._journal is not None
+            else set()
+        )
         streams = []
         for name, backend in self._backends.items():
             if not self._dispatch.breakers.available(name):
                 errors[name] = BackendSkipped(f"[{name}] not listed: circuit breaker open")
                 continue
-            streams.append(_guarded_listing(name, backend.list(prefix), errors))
+            listing = _guarded_listing(name, backend.list(prefix), errors)
+            if deleted:
+                listing = (item for item in listing if (item[1], item[0].key) not in deleted)
+            streams.append(listing)
         merged = heapq.merge(*streams, key=lambda item: item[0].key.encode("utf-8"))
         current: list[tuple[StoredObject, str]] = []
         for item in merged:
@@ -435,25 +605,32 @@ class Storage:
     # -- health and repair -------------------------------------------------------------
 
     def health(self) -> dict[str, BackendHealth]:
-        """Health of every backend as routing sees it."""
+        """Health of every backend: breaker state, score, latency, errors, pending repairs."""
         return self._dispatch.backend_health()
 
-    def repair(self) -> RepairReport:
-        """Bring every replica up to date now.
+    def _pending_repairs(self, name: str) -> int:
+        return 0 if self._journal is None else self._journal.counts().get(name, 0)
 
-        Copies the newest version of each key to replicas that miss it or hold an older
-        one (a full reconcile with ``fix=True``), and reports what it did.
+    def repair(self) -> RepairReport:
+        """Drain the repair journal now: bring replicas that missed writes up to date.
+
+        Every pending action (a put or delete a replica missed, a corrupt replica found
+        by a read) is attempted once. Actions for a backend whose breaker is open stay
+        pending. The background worker (``repair_interval_seconds``) does the same
+        periodically. With a single backend there is nothing to repair.
         """
-        report = self.reconcile(fix=True)
-        still = (
-            sum(len(v) for v in report.missing.values())
-            + sum(len(v) for v in report.stale.values())
-            + sum(len(v) for v in report.corrupt.values())
-        )
-        return RepairReport(repaired=report.fixed, pending=max(0, still - report.fixed))
+        self._check_open()
+        if self._repairer is None:
+            return RepairReport()
+        return self._repairer.run_once()
 
     def reconcile(
-        self, prefix: str = "", *, fix: bool = False, verify_bytes: bool = False
+        self,
+        prefix: str = "",
+        *,
+        fix: bool = False,
+        verify_bytes: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> ReconcileReport:
         """Compare every replica (anti-entropy) and optionally repair the differences.
 
@@ -467,39 +644,17 @@ class Storage:
         listings and heads only); ``verify_bytes=True`` also reads every replica of the
         newest version and checks its bytes against the sha256.
 
+        Keys the journal holds a tombstone for are treated as deleted, so reconcile
+        never resurrects a delete that a replica missed. ``progress(done, total)`` is
+        called after each key.
+
         Raises:
             AllBackendsFailed: a replica could not be listed (comparison needs all).
         """
         self._check_open()
         validate_prefix(prefix)
-        listing: dict[str, dict[str, StoredObject]] = {}
-        errors: dict[str, BaseException] = {}
-        for name, backend in self._backends.items():
-            try:
-                for stored in backend.list(prefix):
-                    listing.setdefault(stored.key, {})[name] = stored
-            except (BackendError, OSError) as exc:
-                errors[name] = exc
-        if errors:
-            raise AllBackendsFailed(f"reconcile {prefix!r}", errors)
-        return _Reconciler(self, listing, verify_bytes=verify_bytes).run(fix=fix)
-
-    def _copy_replica(self, key: str, source: str, target: str, expected: StoredObject) -> None:
-        """Copy ``key`` from backend ``source`` to ``target``, verifying the checksum."""
-        reader = self._backends[source].open(key)
-        try:
-            info = reader.info
-            if _meta(info, META_VERSION) != _meta(expected, META_VERSION):
-                raise IntegrityError(f"{key!r} changed on {source} while repairing")
-            payload = Payload.from_source(_ReaderAdapter(reader))
-        finally:
-            reader.close()
-        with payload:
-            if payload.sha256 != _meta(info, META_SHA256):
-                raise IntegrityError(f"{key!r} on {source} does not match its sha256")
-            self._backends[target].put(
-                key, payload, content_type=info.content_type, metadata=dict(info.metadata or {})
-            )
+        reconciler = Reconciler(self._backends, journal=self._journal, verify_bytes=verify_bytes)
+        return reconciler.run(prefix, fix=fix, progress=progress)
 
     def _reopen_at(
         self, key: str, version: str, offset: int, stop: int | None, exclude: set[str]
@@ -688,99 +843,3 @@ def _guarded_listing(
 def _best_listing(entries: list[tuple[StoredObject, str]]) -> ObjectInfo:
     stored, name = max(entries, key=lambda item: _meta(item[0], META_VERSION))
     return _object_info(stored, first_backend=name)
-
-
-class _ReaderAdapter:
-    """Adapts an ObjectReader to the readable Payload.from_source expects."""
-
-    def __init__(self, reader: ObjectReader) -> None:
-        self._reader = reader
-
-    def read(self, size: int = -1, /) -> bytes:
-        return self._reader.read(size)
-
-
-class _Reconciler:
-    """One anti-entropy pass: classify every (key, backend), optionally fix."""
-
-    def __init__(
-        self,
-        storage: Storage,
-        listing: dict[str, dict[str, StoredObject]],
-        *,
-        verify_bytes: bool,
-    ) -> None:
-        self._storage = storage
-        self._verify_bytes = verify_bytes
-        self._listing = listing
-        self._names = list(storage.backends)
-
-    def _described(self, name: str, stored: StoredObject) -> StoredObject:
-        if stored.metadata is not None:
-            return stored
-        return self._storage.backends[name].head(stored.key)
-
-    def run(self, *, fix: bool) -> ReconcileReport:
-        missing: dict[str, list[str]] = {n: [] for n in self._names}
-        stale: dict[str, list[str]] = {n: [] for n in self._names}
-        corrupt: dict[str, list[str]] = {n: [] for n in self._names}
-        orphaned: dict[str, list[str]] = {n: [] for n in self._names}
-        fixed = 0
-        for key in sorted(self._listing, key=lambda k: k.encode("utf-8")):
-            replicas = {
-                name: self._described(name, stored) for name, stored in self._listing[key].items()
-            }
-            versioned = {n: s for n, s in replicas.items() if _meta(s, META_VERSION)}
-            for name in replicas.keys() - versioned.keys():
-                orphaned[name].append(key)
-            if not versioned:
-                continue
-            newest = max(_meta(s, META_VERSION) for s in versioned.values())
-            holders = [
-                n
-                for n in self._names
-                if n in versioned and _meta(versioned[n], META_VERSION) == newest
-            ]
-            sizes = sorted(versioned[n].size for n in holders)
-            reference_size = sizes[len(sizes) // 2]  # the majority's size among holders
-            intact = [n for n in holders if self._intact(n, key, versioned[n], reference_size)]
-            for name in holders:
-                if name not in intact:
-                    corrupt[name].append(key)
-            targets: list[str] = []
-            for name in self._names:
-                if name not in replicas:
-                    missing[name].append(key)
-                    targets.append(name)
-                elif name in versioned and _meta(versioned[name], META_VERSION) < newest:
-                    stale[name].append(key)
-                    targets.append(name)
-                elif name in holders and name not in intact:
-                    targets.append(name)
-            if fix and intact:
-                for target in targets:
-                    self._storage._copy_replica(key, intact[0], target, versioned[intact[0]])
-                    fixed += 1
-        return ReconcileReport(
-            missing={n: tuple(k) for n, k in missing.items()},
-            stale={n: tuple(k) for n, k in stale.items()},
-            corrupt={n: tuple(k) for n, k in corrupt.items()},
-            orphaned={n: tuple(k) for n, k in orphaned.items()},
-            fixed=fixed,
-            scanned=len(self._listing),
-        )
-
-    def _intact(self, name: str, key: str, stored: StoredObject, reference_size: int) -> bool:
-        expected = _meta(stored, META_SHA256)
-        if not expected or stored.size != reference_size:
-            return False
-        if not self._verify_bytes:
-            return True
-        digest = hashlib.sha256()
-        reader = self._storage.backends[name].open(key)
-        try:
-            while chunk := reader.read(_READ_CHUNK):
-                digest.update(chunk)
-        finally:
-            reader.close()
-        return digest.hexdigest() == expected

@@ -26,7 +26,7 @@ import concurrent.futures as cf
 import functools
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from failover.config import Settings
@@ -304,6 +304,8 @@ class Dispatcher:
         discard: Callable[[T], None] | None = None,
         hedged: bool | None = None,
         deadline: Deadline | None = None,
+        demote: Collection[str] = (),
+        exclude: Mapping[str, BaseException] | None = None,
     ) -> tuple[str, T]:
         """Ask backends in routing order until one gives an accepted answer.
 
@@ -319,6 +321,9 @@ class Dispatcher:
             discard: releases an answer that lost a hedge race (closes a stream).
             hedged: hedge reads (default: ``read_policy == "hedged"``).
             deadline: the call's deadline (default: ``deadline_seconds`` from now).
+            demote: backends to try only after all the others (e.g. replicas with a
+                pending repair for this key).
+            exclude: backends not to ask at all, with the error to report for each.
 
         Returns:
             ``(backend name, answer)``.
@@ -330,13 +335,17 @@ class Dispatcher:
         deadline = deadline or self.deadline()
         self.budget.deposit()
         plan = self.router.plan(self._names, available=self.breakers.available)
-        errors: dict[str, BaseException] = {}
+        errors: dict[str, BaseException] = dict(exclude or {})
         for name in plan.excluded:
+            if name in errors:
+                continue
             errors[name] = BackendSkipped(
                 f"[{name}] not tried: circuit breaker open "
                 f"(next trial in {self.breakers.retry_after(name):.1f} s)"
             )
-        queue = [name for name in plan.order if name not in plan.excluded]
+        queue = [name for name in plan.order if name not in errors]
+        if demote:
+            queue.sort(key=lambda name: name in demote)  # stable: keeps routing order
         use_hedging = self._settings.read_policy == "hedged" if hedged is None else hedged
         race = _Race(
             self,
@@ -368,12 +377,14 @@ class Dispatcher:
         required: int,
         cleanup: Callable[[], None] | None = None,
         deadline: Deadline | None = None,
+        on_skipped: Callable[[str], None] | None = None,
     ) -> dict[str, T]:
         """Run ``fn`` on every backend in parallel; return once ``required`` succeeded.
 
-        Backends whose breaker is open are skipped unless skipping them would make the
-        requirement impossible to meet. Replicas slower than the acknowledgement keep
-        running on their own workers; ``cleanup`` runs when the last of them finishes.
+        Backends whose breaker is open are skipped (``on_skipped(name)`` is called for
+        each) unless skipping them would make the requirement impossible to meet.
+        Replicas slower than the acknowledgement keep running on their own workers;
+        ``cleanup`` runs when the last of them finishes.
 
         Returns:
             Backend name to answer, in priority order, for those that acknowledged.
@@ -392,6 +403,9 @@ class Dispatcher:
             for name in self._names
             if name not in targets
         }
+        if on_skipped is not None:
+            for name in failed:
+                on_skipped(name)
         futures: dict[cf.Future[T], str] = {
             self.submit(
                 name, operation, key, functools.partial(fn, name), deadline, ignore_breaker=panic

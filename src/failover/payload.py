@@ -75,27 +75,34 @@ class Payload:
             return cls.from_bytes(source)
         chunks = _iter_chunks(source)
         digest = hashlib.sha256()
-        buffer = bytearray()
+        # Keep the chunks as they come (no growing buffer, no copy): a stream that turns
+        # out to be large is written to disk chunk by chunk from here on.
+        head: list[bytes] = []
+        size = 0
         for chunk in chunks:
             digest.update(chunk)
-            buffer += chunk
-            if len(buffer) > memory_limit:
-                return cls._spool(bytes(buffer), chunks, digest, spool_dir)
-        return cls(data=bytes(buffer), path=None, size=len(buffer), sha256=digest.hexdigest())
+            head.append(chunk)
+            size += len(chunk)
+            if size > memory_limit:
+                return cls._spool(head, chunks, digest, spool_dir)
+        return cls(data=b"".join(head), path=None, size=size, sha256=digest.hexdigest())
 
     @classmethod
     def _spool(
         cls,
-        head: bytes,
+        head: list[bytes],
         rest: Iterable[bytes],
         digest: hashlib._Hash,
         spool_dir: str | None,
     ) -> Payload:
         fd, path = tempfile.mkstemp(prefix="failover-payload-", dir=spool_dir)
-        size = len(head)
+        size = 0
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(head)
+                while head:
+                    chunk = head.pop(0)
+                    out.write(chunk)
+                    size += len(chunk)
                 for chunk in rest:
                     digest.update(chunk)
                     out.write(chunk)

@@ -70,13 +70,17 @@ class RepairReport:
 
     Attributes:
         repaired: number of replica actions completed in this pass.
-        pending: actions still waiting (backend unavailable or skipped).
+        pending: actions still waiting (backend unavailable, breaker open, or failed
+            in this pass).
         failed: ``(backend, key, reason)`` for actions that failed in this pass.
+        dropped: writes no replica ever stored (their writer stopped before any
+            acknowledgement), removed from the journal with nothing to copy.
     """
 
     repaired: int = 0
     pending: int = 0
     failed: tuple[tuple[str, str, str], ...] = ()
+    dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True)

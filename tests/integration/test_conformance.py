@@ -6,6 +6,7 @@ and fake-gcs-server started by the session fixtures.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 
@@ -206,6 +207,21 @@ def test_conditional_replace_if_match(backend: Backend) -> None:
         _put(backend, "cas", b"3", if_match=etag)
     assert backend.get("cas").data == b"2"
     assert first.key == "cas"
+
+
+def test_conditional_delete(backend: Backend) -> None:
+    _put(backend, "cd", b"1")
+    stale = backend.head("cd").etag
+    _put(backend, "cd", b"2")
+    with pytest.raises(PreconditionFailedError):
+        backend.delete("cd", if_match=stale)
+    assert backend.get("cd").data == b"2"
+    backend.delete("cd", if_match=backend.head("cd").etag)
+    with pytest.raises(NotFoundError):
+        backend.head("cd")
+    # Already gone: providers either succeed or report the revision missing.
+    with contextlib.suppress(PreconditionFailedError):
+        backend.delete("cd", if_match=stale)
 
 
 def test_permanent_errors_are_not_transient(backend: Backend) -> None:

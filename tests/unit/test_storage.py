@@ -20,18 +20,18 @@ from failover import (
 )
 from failover.backends import MemoryBackend
 from failover.backends.base import META_SHA256, META_VERSION
+from failover.config import Settings
 from failover.errors import BackendUnavailable, PermissionDeniedError
 from failover.payload import Payload
 from failover.testing.faults import FaultyBackend
 
 
-def trio(**faults: object) -> tuple[list[FaultyBackend], Storage]:
+def trio(**options: object) -> tuple[list[FaultyBackend], Storage]:
+    """Three memory replicas behind fault injectors; repair only when asked."""
     backends = [FaultyBackend(MemoryBackend(name)) for name in ("a", "b", "c")]
-    policy = faults.pop("write_policy", "quorum")
-    store = Storage(backends, settings=None, writer_id="w1")
-    if policy != "quorum":
-        store = Storage(backends, settings=store.settings.with_options(write_policy=policy))
-    return backends, store
+    options.setdefault("repair_interval_seconds", 0)
+    settings = Settings.from_urls(["a", "b", "c"], **options)  # type: ignore[arg-type]
+    return backends, Storage(backends, settings=settings, writer_id="w1")
 
 
 def down(backend: FaultyBackend) -> None:

@@ -512,15 +512,23 @@ class AzureBlobBackend:
         with self._map_errors(key, "head"):
             return self._stored(key, self._blob(key).get_blob_properties())
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
         """Delete an object and its snapshots; a missing object is not an error.
+
+        Args:
+            key: application key.
+            if_match: delete only the revision with this ETag.
 
         Raises:
             BucketNotFoundError: no such container.
+            PreconditionFailedError: ``if_match`` names another revision.
         """
+        conditions: dict[str, Any] = {}
+        if if_match is not None:
+            conditions = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
         # Snapshots would make the delete fail (409 SnapshotsPresent).
         with contextlib.suppress(NotFoundError), self._map_errors(key, "delete"):
-            self._blob(key).delete_blob(delete_snapshots="include")
+            self._blob(key).delete_blob(delete_snapshots="include", **conditions)
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
         """Yield the objects under ``prefix`` in key order, one listing page at a time.

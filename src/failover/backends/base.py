@@ -19,8 +19,8 @@ Contract every backend honours (checked by ``tests/integration/test_conformance.
 * ``list`` yields objects under a key prefix in ascending key order (by UTF-8 bytes),
   fetching pages lazily.
 * Conditional writes: ``if_absent=True`` creates only; ``if_match=token`` (a
-  :attr:`StoredObject.etag` from ``head``) replaces only that exact revision. A lost
-  condition raises :class:`~failover.errors.PreconditionFailedError`.
+  :attr:`StoredObject.etag` from ``head``) replaces (or deletes) only that exact
+  revision. A lost condition raises :class:`~failover.errors.PreconditionFailedError`.
 """
 
 from __future__ import annotations
@@ -153,8 +153,15 @@ class Backend(Protocol):
         """Return an object's size, content type, metadata and etag without its bytes."""
         ...
 
-    def delete(self, key: str) -> None:
-        """Delete an object; deleting a missing key succeeds."""
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Delete an object; deleting a missing key succeeds.
+
+        Args:
+            key: application key.
+            if_match: delete only the revision with this etag; another revision raises
+                PreconditionFailedError (for a missing key, providers differ: it
+                succeeds or raises PreconditionFailedError).
+        """
         ...
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:

@@ -292,14 +292,37 @@ class GCSBackend:
                 backend=self._name,
             )
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
         """Delete an object; a missing key is not an error.
+
+        Args:
+            key: application key.
+            if_match: delete only this generation (the ``etag`` this backend reports).
 
         Raises:
             BucketNotFoundError: the bucket does not exist.
+            PreconditionFailedError: ``if_match`` names another generation.
         """
+        generation = None if if_match is None else int(if_match)
+        if generation is not None:
+            # GCS enforces ifGenerationMatch on delete; fake-gcs-server 1.54 ignores it,
+            # so check first as well (real GCS still decides atomically).
+            try:
+                current = self.head(key)
+            except NotFoundError:
+                return
+            if current.etag != if_match:
+                raise PreconditionFailedError(
+                    f"{key!r} is at generation {current.etag}, not {if_match}",
+                    backend=self._name,
+                )
         with contextlib.suppress(NotFoundError), self._map_errors(key):
-            self._bucket.delete_blob(self._prefix + key, timeout=self._timeout, retry=None)
+            self._bucket.delete_blob(
+                self._prefix + key,
+                timeout=self._timeout,
+                retry=None,
+                if_generation_match=generation,
+            )
 
     # -- reads ----------------------------------------------------------------------
 

@@ -229,6 +229,7 @@ class LocalBackend:
             yield
             return
         lock_path = self._root / _META_DIR / "lock"
+        lock_path.parent.mkdir(exist_ok=True)
         with open(lock_path, "a+b") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
@@ -289,11 +290,17 @@ class LocalBackend:
                 raise FileNotFoundError(key)
             return self._info(key, data_path, meta_path, stat)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
         """Remove the object and its sidecar, pruning emptied directories."""
         data_path, meta_path = self._paths(key)
-        with self._map_errors(key):
+        with self._map_errors(key), self._conditional_lock(if_match is not None):
             self._require_root()
+            if if_match is not None and data_path.is_file():
+                current = self._info(key, data_path, meta_path, data_path.stat()).etag
+                if current != if_match:
+                    raise PreconditionFailedError(
+                        f"{key!r} changed since it was read", backend=self._name
+                    )
             for path, top in ((data_path, self._root), (meta_path, self._meta_root)):
                 with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                     path.unlink()

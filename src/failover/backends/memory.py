@@ -135,9 +135,14 @@ class MemoryBackend:
         """Return the object's description."""
         return self._get_entry(key).info
 
-    def delete(self, key: str) -> None:
-        """Remove the object if present."""
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Remove the object if present (and at revision ``if_match``, when given)."""
         with self._store.lock:
+            current = self._store.objects.get(self._prefix + key)
+            if current is not None and if_match is not None and current.info.etag != if_match:
+                raise PreconditionFailedError(
+                    f"{key!r} changed since it was read", backend=self._name
+                )
             self._store.objects.pop(self._prefix + key, None)
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:

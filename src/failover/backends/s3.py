@@ -379,14 +379,20 @@ class S3Backend:
                 backend=self._name,
             )
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
         """Delete an object; S3 treats a missing key as deleted already.
+
+        Args:
+            key: application key.
+            if_match: delete only the revision with this ETag (S3 conditional delete).
 
         Raises:
             BucketNotFoundError: the bucket does not exist.
+            PreconditionFailedError: ``if_match`` names another revision.
         """
-        with self._map_errors(key):
-            self._client.delete_object(Bucket=self._bucket, Key=self._prefix + key)
+        extra = {} if if_match is None else {"IfMatch": if_match}
+        with contextlib.suppress(NotFoundError), self._map_errors(key):
+            self._client.delete_object(Bucket=self._bucket, Key=self._prefix + key, **extra)
 
     # -- reads ----------------------------------------------------------------------
 

@@ -326,10 +326,10 @@ class FaultyBackend:
         self._before("head", key)
         return self._inner.head(key)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
         """Inject faults, then delete through the inner backend."""
         self._before("delete", key)
-        self._inner.delete(key)
+        self._inner.delete(key, if_match=if_match)
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
         """List through the inner backend; faults strike when iteration starts."""

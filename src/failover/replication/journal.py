@@ -1,0 +1,228 @@
+"""The repair journal: durable intent for every replica action, in SQLite (WAL mode).
+
+Before a replicated write or delete is sent, one row per backend records "this backend
+must end up holding ``key`` at ``version``" (or, for a delete, a *tombstone*: "must not
+hold ``key`` at a version older than ``version``"). A backend's row is removed when it
+acknowledges. Whatever is left is exactly the set of replicas that may have missed an
+action — after a timeout, an open breaker, or the writing process being killed — and
+the repairer works through it.
+
+Durability: intents are committed with ``synchronous=FULL`` (the WAL is fsynced before
+the write is sent, so not even a power loss forgets an acknowledged write's intent);
+completions use ``synchronous=NORMAL`` (a completion lost to a power cut only makes
+repair re-check a replica that is already fine). WAL mode with ``busy_timeout`` makes
+the file safe to share between processes on one host. The file is created ``0600``.
+
+One row per ``(backend, key)``: a newer version replaces an older pending one, because
+repairing to the newest version also repairs every older write.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from failover.errors import ConfigError
+
+__all__ = ["JournalAction", "RepairJournal"]
+
+#: ``put``: hold ``key`` at ``version`` or newer; ``delete``: a tombstone; ``verify``: the
+#: replica's bytes at ``version`` failed their checksum and must be rewritten.
+ActionKind = Literal["put", "delete", "verify"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS actions (
+    backend TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version TEXT NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('put', 'delete', 'verify')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (backend, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS actions_by_key ON actions (key);
+"""
+
+_BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class JournalAction:
+    """One pending replica action.
+
+    Attributes:
+        backend: the replica that may lack the action.
+        key: object key.
+        version: the version to hold (put) or the tombstone's version (delete).
+        op: ``"put"`` or ``"delete"``.
+        attempts: repair attempts made so far.
+        last_error: why the last repair attempt failed, if it did.
+        created: when the action was recorded (Unix time).
+    """
+
+    backend: str
+    key: str
+    version: str
+    op: ActionKind
+    attempts: int = 0
+    last_error: str | None = None
+    created: float = 0.0
+
+
+class RepairJournal:
+    """Durable record of replica actions not yet acknowledged (thread- and process-safe).
+
+    Args:
+        path: the SQLite file (created with 0600 permissions, parent directories
+            created), or ``":memory:"`` for a journal that lives only as long as this
+            object (tests, demos: it survives no crash).
+
+    Raises:
+        ConfigError: the file cannot be created or opened (the message names it).
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._lock = threading.RLock()
+        try:
+            if path != ":memory:":
+                self._prepare_file(Path(path))
+            self._conn = sqlite3.connect(
+                path,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            if path != ":memory:":
+                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise ConfigError(f"FAILOVER_JOURNAL={path!r}: SQLite refused WAL mode")
+            self._conn.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(
+                f"FAILOVER_JOURNAL={path!r}: cannot open the repair journal ({exc}); "
+                "point it at a writable file on a persistent disk"
+            ) from exc
+
+    @staticmethod
+    def _prepare_file(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+
+    @property
+    def path(self) -> str:
+        """The journal file (``":memory:"`` for an in-memory journal)."""
+        return self._path
+
+    @contextmanager
+    def _transaction(self, *, durable: bool) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._conn
+            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def record(self, backends: Iterable[str], key: str, version: str, op: ActionKind) -> None:
+        """Durably record that each of ``backends`` must apply ``op`` at ``version``.
+
+        An existing row for the same backend and key is replaced only by a newer version.
+        """
+        now = time.time()
+        rows = [(b, key, version, op, now, now) for b in backends]
+        with self._transaction(durable=True) as conn:
+            conn.executemany(
+                """INSERT INTO actions (backend, key, version, op, created, updated)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (backend, key) DO UPDATE SET
+                       version = excluded.version, op = excluded.op, attempts = 0,
+                       last_error = NULL, updated = excluded.updated
+                   WHERE excluded.version > actions.version""",
+                rows,
+            )
+
+    def complete(self, backend: str, key: str, version: str) -> None:
+        """Remove ``backend``'s row for ``key`` if it is still at ``version`` (or older)."""
+        with self._transaction(durable=False) as conn:
+            conn.execute(
+                "DELETE FROM actions WHERE backend = ? AND key = ? AND version <= ?",
+                (backend, key, version),
+            )
+
+    def note_failure(self, action: JournalAction, reason: str) -> None:
+        """Count a failed repair attempt of ``action`` (its row stays pending)."""
+        with self._transaction(durable=False) as conn:
+            conn.execute(
+                """UPDATE actions SET attempts = attempts + 1, last_error = ?, updated = ?
+                   WHERE backend = ? AND key = ? AND version = ?""",
+                (reason[:500], time.time(), action.backend, action.key, action.version),
+            )
+
+    def pending(
+        self, backends: Iterable[str] | None = None, *, limit: int | None = None
+    ) -> list[JournalAction]:
+        """Pending actions (for ``backends`` only, when given), oldest first."""
+        query = "SELECT backend, key, version, op, attempts, last_error, created FROM actions"
+        params: list[object] = []
+        names = list(backends) if backends is not None else None
+        if names is not None:
+            query += f" WHERE backend IN ({','.join('?' * len(names))})"
+            params.extend(names)
+        query += " ORDER BY updated, key"
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
+        with self._lock:
+            rows = self._conn.execute(query, params).fetchall()
+        return [JournalAction(*row) for row in rows]
+
+    def pending_for_key(self, key: str) -> dict[str, JournalAction]:
+        """Backend name to its pending action for ``key`` (usually empty)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT backend, key, version, op, attempts, last_error, created FROM actions "
+                "WHERE key = ?",
+                (key,),
+            ).fetchall()
+        return {row[0]: JournalAction(*row) for row in rows}
+
+    def pending_under(self, prefix: str) -> dict[tuple[str, str], JournalAction]:
+        """``(backend, key)`` to pending action for keys starting with ``prefix``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT backend, key, version, op, attempts, last_error, created FROM actions "
+                "WHERE substr(key, 1, ?) = ?",
+                (len(prefix), prefix),
+            ).fetchall()
+        return {(row[0], row[1]): JournalAction(*row) for row in rows}
+
+    def counts(self) -> dict[str, int]:
+        """Number of pending actions per backend."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT backend, COUNT(*) FROM actions GROUP BY backend"
+            ).fetchall()
+        return dict(rows)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._conn.close()
+
+    def __repr__(self) -> str:
+        return f"RepairJournal(path={self._path!r})"

@@ -1,0 +1,178 @@
+"""Anti-entropy: compare every replica and repair what the journal cannot know about.
+
+The journal knows the actions this host started. It cannot know about a replica
+restored from an old backup, an object written or deleted outside failover, or a
+write journaled on another host. :class:`Reconciler` lists every replica, compares
+``(key, version, sha256, size)`` and classifies each replica of each key:
+
+* **missing**: another replica has the key, this one does not;
+* **stale**: this replica holds an older version than another one (or a version
+  older than a tombstone in the journal: a delete it missed);
+* **corrupt**: same version as the newest, but its size differs from the other holders
+  (or, with ``verify_bytes``, its bytes do not match their sha256);
+* **orphaned**: the object carries no failover metadata (written by another tool); it
+  is reported and never touched.
+
+With ``fix=True`` each difference is repaired from a replica holding the newest intact
+version (last writer wins, conditional writes), and tombstoned keys are deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from failover.backends.base import META_SHA256, META_VERSION, Backend, StoredObject
+from failover.errors import AllBackendsFailed, BackendError
+from failover.replication.journal import RepairJournal
+from failover.replication.repair import bytes_match, copy_replica
+from failover.replication.writer import delete_if_older
+from failover.types import ReconcileReport
+
+__all__ = ["Reconciler"]
+
+#: ``progress(done, total)`` after each key.
+Progress = Callable[[int, int], None]
+
+
+def _meta(info: StoredObject, name: str) -> str:
+    return (info.metadata or {}).get(name, "")
+
+
+class Reconciler:
+    """One anti-entropy pass over the replicas of a Storage.
+
+    Args:
+        backends: the replicas by name, in priority order.
+        journal: the repair journal (tombstones, and rows to clear once fixed).
+        verify_bytes: read every holder of the newest version and check its sha256.
+    """
+
+    def __init__(
+        self,
+        backends: Mapping[str, Backend],
+        *,
+        journal: RepairJournal | None,
+        verify_bytes: bool = False,
+    ) -> None:
+        self._backends = backends
+        self._names = list(backends)
+        self._journal = journal
+        self._verify_bytes = verify_bytes
+
+    def _listing(self, prefix: str) -> dict[str, dict[str, StoredObject]]:
+        listing: dict[str, dict[str, StoredObject]] = {}
+        errors: dict[str, BaseException] = {}
+        for name, backend in self._backends.items():
+            try:
+                for stored in backend.list(prefix):
+                    listing.setdefault(stored.key, {})[name] = stored
+            except (BackendError, OSError) as exc:
+                errors[name] = exc
+        if errors:
+            raise AllBackendsFailed(f"reconcile {prefix!r}", errors)
+        return listing
+
+    def _tombstones(self, prefix: str) -> dict[str, str]:
+        if self._journal is None:
+            return {}
+        tombs: dict[str, str] = {}
+        for (_, key), action in self._journal.pending_under(prefix).items():
+            if action.op == "delete" and action.version > tombs.get(key, ""):
+                tombs[key] = action.version
+        return tombs
+
+    def _described(self, name: str, stored: StoredObject) -> StoredObject:
+        if stored.metadata is not None:
+            return stored
+        return self._backends[name].head(stored.key)  # S3 listings carry no metadata
+
+    def run(
+        self, prefix: str = "", *, fix: bool = False, progress: Progress | None = None
+    ) -> ReconcileReport:
+        """Compare (and with ``fix``, repair) every key under ``prefix``.
+
+        Raises:
+            AllBackendsFailed: a replica could not be listed (comparison needs all).
+        """
+        listing = self._listing(prefix)
+        tombs = self._tombstones(prefix)
+        found: dict[str, dict[str, list[str]]] = {
+            kind: {n: [] for n in self._names}
+            for kind in ("missing", "stale", "corrupt", "orphaned")
+        }
+        fixed = 0
+        keys = sorted(listing, key=lambda k: k.encode("utf-8"))
+        for done, key in enumerate(keys, start=1):
+            fixed += self._reconcile_key(key, listing[key], tombs.get(key, ""), found, fix=fix)
+            if progress is not None:
+                progress(done, len(keys))
+        return ReconcileReport(
+            missing={n: tuple(k) for n, k in found["missing"].items()},
+            stale={n: tuple(k) for n, k in found["stale"].items()},
+            corrupt={n: tuple(k) for n, k in found["corrupt"].items()},
+            orphaned={n: tuple(k) for n, k in found["orphaned"].items()},
+            fixed=fixed,
+            scanned=len(keys),
+        )
+
+    def _reconcile_key(
+        self,
+        key: str,
+        listed: dict[str, StoredObject],
+        tombstone: str,
+        found: dict[str, dict[str, list[str]]],
+        *,
+        fix: bool,
+    ) -> int:
+        replicas = {name: self._described(name, stored) for name, stored in listed.items()}
+        versioned = {n: s for n, s in replicas.items() if _meta(s, META_VERSION)}
+        for name in replicas.keys() - versioned.keys():
+            found["orphaned"][name].append(key)
+        if not versioned:
+            return 0
+        newest = max(_meta(s, META_VERSION) for s in versioned.values())
+        if tombstone and tombstone >= newest:
+            # Deleted after every version still around: those copies must go.
+            for name in versioned:
+                found["stale"][name].append(key)
+            if not fix:
+                return 0
+            for name in versioned:
+                delete_if_older(self._backends[name], key, version=tombstone)
+                self._clear(name, key, tombstone)
+            return len(versioned)
+        holders = [
+            n for n in self._names if n in versioned and _meta(versioned[n], META_VERSION) == newest
+        ]
+        sizes = sorted(versioned[n].size for n in holders)
+        reference_size = sizes[len(sizes) // 2]  # the majority's size among the holders
+        intact = [n for n in holders if self._intact(n, key, versioned[n], reference_size)]
+        targets: list[tuple[str, str | None]] = []
+        for name in self._names:
+            if name not in replicas:
+                found["missing"][name].append(key)
+                targets.append((name, None))
+            elif name in versioned and _meta(versioned[name], META_VERSION) < newest:
+                found["stale"][name].append(key)
+                targets.append((name, None))
+            elif name in holders and name not in intact:
+                found["corrupt"][name].append(key)
+                targets.append((name, versioned[name].etag))
+        if not (fix and intact):
+            return 0
+        source = self._backends[intact[0]]
+        for name, corrupt_etag in targets:
+            copy_replica(
+                source, self._backends[name], key, at_least=newest, replace_etag=corrupt_etag
+            )
+            self._clear(name, key, newest)
+        return len(targets)
+
+    def _clear(self, name: str, key: str, version: str) -> None:
+        if self._journal is not None:
+            self._journal.complete(name, key, version)
+
+    def _intact(self, name: str, key: str, stored: StoredObject, reference_size: int) -> bool:
+        if not _meta(stored, META_SHA256) or stored.size != reference_size:
+            return False
+        return not self._verify_bytes or bytes_match(self._backends[name], key, stored)

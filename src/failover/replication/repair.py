@@ -1,0 +1,349 @@
+"""Repair: work through the journal until every replica holds every action.
+
+For each pending row the repairer asks the *other* replicas what they hold, never the
+caller's memory:
+
+* a **put** row is repaired by copying the newest version any replica holds (at least
+  the row's version) to the target, with a last-writer-wins conditional write
+  (:func:`~failover.replication.writer.write_if_newer`), after checking the copied
+  bytes against their sha256;
+* a **delete** row (a tombstone) removes the target's copy unless the target holds a
+  newer version (:func:`~failover.replication.writer.delete_if_older`);
+* a put that no replica holds and that is older than the grace period was never
+  acknowledged (its writer died or gave up before any replica stored it): the row is
+  *dropped*, since nothing exists to copy.
+
+Every call goes through the :class:`~failover.dispatch.Dispatcher`, so the repairer
+respects breakers (it does not hammer a backend whose breaker is open: those rows stay
+pending), retries and deadlines. Repair is idempotent: running it twice, or from two
+processes sharing a journal, does no harm.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+
+from failover.backends.base import META_SHA256, META_VERSION, Backend, StoredObject
+from failover.dispatch import Dispatcher
+from failover.errors import FailoverError, IntegrityError, NotFoundError
+from failover.payload import Payload
+from failover.replication.journal import JournalAction, RepairJournal
+from failover.replication.writer import delete_if_older, write_if_newer
+from failover.types import RepairReport
+
+__all__ = ["InFlight", "RepairWorker", "Repairer", "bytes_match", "copy_replica"]
+
+logger = logging.getLogger("failover.repair")
+_CHUNK = 1024 * 1024
+
+
+class InFlight:
+    """Replica actions this process is performing right now (the repairer skips them)."""
+
+    def __init__(self) -> None:
+        self._items: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def add(self, names: Collection[str], key: str) -> None:
+        """Mark ``key`` as being written to each of ``names``."""
+        with self._lock:
+            self._items.update((name, key) for name in names)
+
+    def discard(self, name: str, key: str) -> None:
+        """The action of ``name`` on ``key`` finished (or was never started)."""
+        with self._lock:
+            self._items.discard((name, key))
+
+    def __contains__(self, item: object) -> bool:
+        with self._lock:
+            return item in self._items
+
+
+def _version(info: StoredObject) -> str:
+    return (info.metadata or {}).get(META_VERSION, "")
+
+
+def copy_replica(
+    source: Backend,
+    target: Backend,
+    key: str,
+    *,
+    at_least: str,
+    replace_etag: str | None = None,
+) -> StoredObject:
+    """Copy ``key`` from ``source`` to ``target`` (last writer wins), verifying its sha256.
+
+    Streams through a spooled :class:`~failover.payload.Payload`, so memory stays
+    bounded whatever the object's size.
+
+    Args:
+        source: replica to copy from.
+        target: replica to copy to.
+        key: object key.
+        at_least: the source must hold this version or a newer one.
+        replace_etag: overwrite exactly this revision of the target even though it
+            carries the same version (it is corrupt); otherwise last writer wins.
+
+    Raises:
+        IntegrityError: the source's bytes do not match their sha256, or the source
+            holds a version older than ``at_least`` (it changed while we looked).
+    """
+    reader = source.open(key)
+    try:
+        info = reader.info
+        if _version(info) < at_least:
+            raise IntegrityError(f"{key!r} on {source.name} is older than {at_least}")
+        payload = Payload.from_source(reader)
+    finally:
+        reader.close()
+    with payload:
+        expected = (info.metadata or {}).get(META_SHA256, "")
+        if payload.sha256 != expected:
+            raise IntegrityError(f"{key!r} on {source.name} does not match its sha256")
+        if replace_etag is not None:
+            return target.put(
+                key,
+                payload,
+                content_type=info.content_type,
+                metadata=dict(info.metadata or {}),
+                if_match=replace_etag,
+            )
+        result = write_if_newer(
+            target,
+            key,
+            payload,
+            content_type=info.content_type,
+            metadata=dict(info.metadata or {}),
+            version=_version(info),
+        )
+    return result.stored
+
+
+def bytes_match(backend: Backend, key: str, info: StoredObject) -> bool:
+    """Stream ``key`` from ``backend`` and compare it with the sha256 in ``info``."""
+    expected = (info.metadata or {}).get(META_SHA256, "")
+    digest = hashlib.sha256()
+    reader = backend.open(key)
+    try:
+        if _version(reader.info) != _version(info):
+            return True  # rewritten meanwhile: the new version has its own checksum
+        while chunk := reader.read(_CHUNK):
+            digest.update(chunk)
+    finally:
+        reader.close()
+    return digest.hexdigest() == expected
+
+
+@dataclass
+class _Tally:
+    repaired: int = 0
+    dropped: int = 0
+    pending: int = 0
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+class Repairer:
+    """Performs the pending journal actions of one Storage's backends.
+
+    Args:
+        backends: the replicas by name.
+        journal: the repair journal.
+        dispatcher: runs every backend call (breakers, retries, deadlines).
+        in_flight: actions this process is still performing (skipped).
+        grace_seconds: a put row younger than this is never dropped (its write may
+            still be in flight in another process).
+    """
+
+    def __init__(
+        self,
+        *,
+        backends: Mapping[str, Backend],
+        journal: RepairJournal,
+        dispatcher: Dispatcher,
+        in_flight: InFlight,
+        grace_seconds: float,
+    ) -> None:
+        self._backends = backends
+        self._journal = journal
+        self._dispatch = dispatcher
+        self._in_flight = in_flight
+        self._grace_seconds = grace_seconds
+        self._lock = threading.Lock()  # one pass at a time per Storage
+
+    def run_once(self, *, limit: int | None = None) -> RepairReport:
+        """Attempt every pending action once; return what happened."""
+        with self._lock:
+            tally = _Tally()
+            for action in self._journal.pending(self._backends, limit=limit):
+                self._attempt(action, tally)
+            return RepairReport(
+                repaired=tally.repaired,
+                pending=tally.pending,
+                failed=tuple(tally.failed),
+                dropped=tally.dropped,
+            )
+
+    def _attempt(self, action: JournalAction, tally: _Tally) -> None:
+        if (action.backend, action.key) in self._in_flight:
+            tally.pending += 1
+            return
+        if not self._dispatch.breakers.available(action.backend):
+            tally.pending += 1  # do not hammer a backend whose breaker is open
+            return
+        try:
+            if action.op == "delete":
+                outcome = self._repair_delete(action)
+            elif action.op == "verify":
+                outcome = self._repair_corrupt(action)
+            else:
+                outcome = self._repair_put(action)
+        except (FailoverError, OSError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            self._journal.note_failure(action, reason)
+            tally.failed.append((action.backend, action.key, reason))
+            tally.pending += 1
+            return
+        if outcome == "pending":
+            tally.pending += 1
+            return
+        self._journal.complete(action.backend, action.key, action.version)
+        if outcome == "dropped":
+            tally.dropped += 1
+        else:
+            tally.repaired += 1
+
+    def _call(self, name: str, operation: str, key: str, fn: Callable[[], object]) -> object:
+        return self._dispatch.call(name, f"repair-{operation}", key, fn, self._dispatch.deadline())
+
+    def _head(self, name: str, key: str) -> StoredObject | None:
+        backend = self._backends[name]
+        try:
+            info = self._call(name, "head", key, lambda: backend.head(key))
+        except NotFoundError:
+            return None
+        assert isinstance(info, StoredObject)
+        return info
+
+    def _repair_delete(self, action: JournalAction) -> str:
+        target = self._backends[action.backend]
+        self._call(
+            action.backend,
+            "delete",
+            action.key,
+            lambda: delete_if_older(target, action.key, version=action.version),
+        )
+        return "repaired"
+
+    def _repair_corrupt(self, action: JournalAction) -> str:
+        key = action.key
+        target = self._backends[action.backend]
+        info = self._head(action.backend, key)
+        if info is None:
+            return self._repair_put(action)
+        if _version(info) > action.version:
+            return "repaired"  # overwritten by a newer write since
+        intact = self._call(action.backend, "verify", key, lambda: bytes_match(target, key, info))
+        if intact:
+            return "repaired"
+        for name in self._backends:
+            if name == action.backend:
+                continue
+            try:
+                other = self._head(name, key)
+            except (FailoverError, OSError):
+                continue
+            if other is None or _version(other) != _version(info):
+                continue
+            copy = functools.partial(
+                copy_replica,
+                self._backends[name],
+                target,
+                key,
+                at_least=action.version,
+                replace_etag=info.etag,
+            )
+            try:
+                self._call(action.backend, "put", key, copy)
+            except IntegrityError:
+                continue  # that replica is corrupt too: try the next
+            return "repaired"
+        return "pending"
+
+    def _repair_put(self, action: JournalAction) -> str:
+        key = action.key
+        target_info = self._head(action.backend, key)
+        if target_info is not None and _version(target_info) >= action.version:
+            return "repaired"  # already there (the original write landed after all)
+        holders: dict[str, StoredObject] = {}
+        unanswered = False
+        for name in self._backends:
+            if name == action.backend:
+                continue
+            try:
+                info = self._head(name, key)
+            except (FailoverError, OSError):
+                unanswered = True
+                continue
+            if info is not None and _version(info) >= action.version:
+                holders[name] = info
+        if not holders:
+            age = time.time() - action.created
+            if unanswered or age < self._grace_seconds:
+                return "pending"  # cannot tell yet whether some replica has it
+            return "dropped"  # never acknowledged anywhere: nothing to copy
+        newest = max(holders, key=lambda n: _version(holders[n]))
+        source = self._backends[newest]
+        target = self._backends[action.backend]
+        self._call(
+            action.backend,
+            "put",
+            key,
+            lambda: copy_replica(source, target, key, at_least=action.version),
+        )
+        return "repaired"
+
+
+class RepairWorker:
+    """Runs :meth:`Repairer.run_once` every ``interval_seconds`` in a daemon thread.
+
+    ``stop()`` returns promptly: it does not wait for a pass blocked on a hung replica
+    (the journal keeps what that pass did not finish).
+    """
+
+    def __init__(self, repairer: Repairer, *, interval_seconds: float) -> None:
+        self._repairer = repairer
+        self._interval = interval_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="failover-repair", daemon=True)
+
+    def start(self) -> RepairWorker:
+        """Start the background thread."""
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                report = self._repairer.run_once()
+            except Exception:
+                logger.exception("background repair pass failed")
+                continue
+            if report.repaired or report.failed:
+                logger.info(
+                    "repair pass: %d repaired, %d pending, %d failed",
+                    report.repaired,
+                    report.pending,
+                    len(report.failed),
+                )
+
+    def stop(self, *, timeout_seconds: float = 1.0) -> None:
+        """Ask the thread to stop and wait briefly for it."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout_seconds)

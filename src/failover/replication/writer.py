@@ -1,0 +1,125 @@
+"""Last-writer-wins replica writes: never replace a newer version with an older one.
+
+Every replicated object carries its version stamp. Two writers (or a writer and the
+repairer) may reach the replicas in different orders, so a plain overwrite could leave
+replicas holding different versions for ever. Each replica write is therefore made
+conditional with the provider's own compare-and-swap:
+
+1. try a create-only write (``if_absent``): the common case, a new key, costs one
+   request;
+2. if the key exists, ``head`` it: a version at least as new as ours means ours is
+   superseded (the replica already holds the winner, which counts as acknowledged);
+   an older one is replaced with ``if_match`` on its etag;
+3. if that condition fails (someone wrote in between), look again, a few times.
+
+Large payloads ``head`` first, so that a create-only upload of many megabytes is not
+wasted on a key that exists. Deletes follow the same rule: a tombstone removes only a
+replica whose version is older than the tombstone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from failover.backends.base import META_VERSION, Backend, StoredObject
+from failover.errors import NotFoundError, PreconditionFailedError
+from failover.payload import CHUNK_SIZE, Payload
+
+__all__ = ["ReplicaWrite", "delete_if_older", "write_if_newer"]
+
+_MAX_ROUNDS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaWrite:
+    """Outcome of one replica write.
+
+    Attributes:
+        stored: what the replica holds now (ours, or the newer version that won).
+        superseded: True if the replica already held a version at least as new.
+    """
+
+    stored: StoredObject
+    superseded: bool
+
+
+def _version_of(info: StoredObject) -> str:
+    return (info.metadata or {}).get(META_VERSION, "")
+
+
+def write_if_newer(
+    backend: Backend,
+    key: str,
+    payload: Payload,
+    *,
+    content_type: str,
+    metadata: Mapping[str, str],
+    version: str,
+) -> ReplicaWrite:
+    """Write ``payload`` at ``version`` unless the replica holds a version as new or newer.
+
+    Raises:
+        PreconditionFailedError: the replica kept changing under us for several rounds.
+        BackendError: the backend failed (transient or permanent).
+    """
+    current: StoredObject | None = None
+    looked = payload.size > CHUNK_SIZE  # big uploads: look before sending the bytes
+    for _ in range(_MAX_ROUNDS):
+        if looked:
+            try:
+                current = backend.head(key)
+            except NotFoundError:
+                current = None
+            if current is not None and _version_of(current) >= version:
+                return ReplicaWrite(current, superseded=True)
+        try:
+            if current is None:
+                stored = backend.put(
+                    key, payload, content_type=content_type, metadata=metadata, if_absent=True
+                )
+            else:
+                stored = backend.put(
+                    key,
+                    payload,
+                    content_type=content_type,
+                    metadata=metadata,
+                    if_match=current.etag,
+                )
+        except PreconditionFailedError:
+            looked = True  # it exists, or changed since we looked: look (again)
+            continue
+        return ReplicaWrite(stored, superseded=False)
+    raise PreconditionFailedError(
+        f"{key!r} kept changing during {_MAX_ROUNDS} conditional writes", backend=backend.name
+    )
+
+
+def delete_if_older(backend: Backend, key: str, *, version: str) -> bool:
+    """Delete ``key`` from ``backend`` unless it holds a version newer than ``version``.
+
+    Returns:
+        True if the replica no longer holds the key (deleted, or already absent);
+        False if it holds a newer version (a later write wins over the delete).
+    """
+    try:
+        current = backend.head(key)
+    except NotFoundError:
+        return True
+    for _ in range(_MAX_ROUNDS):
+        if _version_of(current) > version:
+            return False
+        try:
+            # Conditional on the revision just inspected, so that a newer write landing
+            # between the check and the delete is never removed.
+            backend.delete(key, if_match=current.etag)
+        except PreconditionFailedError:
+            try:
+                current = backend.head(key)
+            except NotFoundError:
+                return True
+            continue
+        return True
+    raise PreconditionFailedError(
+        f"{key!r} kept changing during {_MAX_ROUNDS} conditional deletes", backend=backend.name
+    )
