@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("failover")
+# A library leaves output to the application: nothing is printed unless it configures
+# logging (stdlib convention; without this, warnings would reach stderr on their own).
+logger.addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ processes sharing a journal, does no harm.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import functools
 import hashlib
 import logging
@@ -146,6 +147,13 @@ class _Tally:
     dropped: int = 0
     pending: int = 0
     failed: list[tuple[str, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, outcome: str, failure: tuple[str, str, str] | None = None) -> None:
+        with self.lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+            if failure is not None:
+                self.failed.append(failure)
 
 
 class Repairer:
@@ -158,6 +166,7 @@ class Repairer:
         in_flight: actions this process is still performing (skipped).
         grace_seconds: a put row younger than this is never dropped (its write may
             still be in flight in another process).
+        concurrency: actions repaired at once (each is a few sequential requests).
     """
 
     def __init__(
@@ -168,7 +177,9 @@ class Repairer:
         dispatcher: Dispatcher,
         in_flight: InFlight,
         grace_seconds: float,
+        concurrency: int = 8,
     ) -> None:
+        self._concurrency = concurrency
         self._backends = backends
         self._journal = journal
         self._dispatch = dispatcher
@@ -180,21 +191,26 @@ class Repairer:
         """Attempt every pending action once; return what happened."""
         with self._lock:
             tally = _Tally()
-            for action in self._journal.pending(self._backends, limit=limit):
-                self._attempt(action, tally)
+            actions = self._journal.pending(self._backends, limit=limit)
+            with cf.ThreadPoolExecutor(
+                max_workers=self._concurrency, thread_name_prefix="failover-repair"
+            ) as pool:
+                for _ in pool.map(lambda action: self._attempt(action, tally), actions):
+                    pass
+            failed = sorted(tally.failed)
             return RepairReport(
                 repaired=tally.repaired,
                 pending=tally.pending,
-                failed=tuple(tally.failed),
+                failed=tuple(failed),
                 dropped=tally.dropped,
             )
 
     def _attempt(self, action: JournalAction, tally: _Tally) -> None:
         if (action.backend, action.key) in self._in_flight:
-            tally.pending += 1
+            tally.add("pending")
             return
         if not self._dispatch.breakers.available(action.backend):
-            tally.pending += 1  # do not hammer a backend whose breaker is open
+            tally.add("pending")  # do not hammer a backend whose breaker is open
             return
         try:
             if action.op == "delete":
@@ -206,17 +222,11 @@ class Repairer:
         except (FailoverError, OSError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             self._journal.note_failure(action, reason)
-            tally.failed.append((action.backend, action.key, reason))
-            tally.pending += 1
+            tally.add("pending", (action.backend, action.key, reason))
             return
-        if outcome == "pending":
-            tally.pending += 1
-            return
-        self._journal.complete(action.backend, action.key, action.version)
-        if outcome == "dropped":
-            tally.dropped += 1
-        else:
-            tally.repaired += 1
+        if outcome != "pending":
+            self._journal.complete(action.backend, action.key, action.version)
+        tally.add(outcome)
 
     def _call(self, name: str, operation: str, key: str, fn: Callable[[], object]) -> object:
         return self._dispatch.call(name, f"repair-{operation}", key, fn, self._dispatch.deadline())
