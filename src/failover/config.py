@@ -5,6 +5,10 @@ takes the same names in lower case without the prefix. Every value is validated 
 and a bad one raises :class:`~failover.errors.ConfigError` naming the variable (or
 keyword) and the values it accepts.
 
+``FAILOVER_ENCRYPTION_KEY`` is secret: its parser never echoes the value in an error,
+and the parsed :class:`~failover.segmentation.keys.StaticKeyProvider` shows only key ids
+in ``repr(settings)``.
+
 The table below is declarative on purpose: one row per setting with its parser and
 default, so documentation, ``from_env`` and ``from_urls`` cannot drift apart. (A
 settings library such as pydantic-settings would do the same but costs ~0.3 s of import
@@ -18,16 +22,21 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from failover.errors import ConfigError
+
+if TYPE_CHECKING:
+    from failover.segmentation.keys import KeyProvider
 
 __all__ = [
     "ENV_PREFIX",
     "READ_POLICIES",
+    "REDUNDANCIES",
     "SETTINGS_TABLE",
     "WRITE_POLICIES",
     "ReadPolicy",
+    "Redundancy",
     "Settings",
     "WritePolicy",
     "default_journal_path",
@@ -36,8 +45,12 @@ __all__ = [
 ENV_PREFIX = "FAILOVER_"
 WritePolicy = Literal["all", "quorum", "one"]
 ReadPolicy = Literal["health", "ordered", "hedged"]
+Redundancy = Literal["replicate", "erasure"]
 WRITE_POLICIES: tuple[WritePolicy, ...] = ("all", "quorum", "one")
 READ_POLICIES: tuple[ReadPolicy, ...] = ("health", "ordered", "hedged")
+REDUNDANCIES: tuple[Redundancy, ...] = ("replicate", "erasure")
+#: Most backends an erasure-coded object can be spread over (one byte of share index).
+_MAX_ERASURE_BACKENDS = 255
 
 
 def default_journal_path() -> str:
@@ -52,6 +65,7 @@ class _Spec:
     accepted: str
     default_doc: str
     meaning: str
+    secret: bool = False  # never echo the raw value in an error message
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
@@ -98,6 +112,14 @@ def _path(text: str) -> str:
     if not text.strip():
         raise ValueError
     return str(Path(text.strip()).expanduser())
+
+
+def _encryption_key(text: str) -> KeyProvider:
+    # Imported here so that applications without encryption do not pay for it. The
+    # parser raises ConfigError itself, naming the entry at fault but not the value.
+    from failover.segmentation.keys import StaticKeyProvider  # noqa: PLC0415
+
+    return StaticKeyProvider.from_env_value(text)
 
 
 #: Every setting: field name -> how to parse and document it. Env name = prefix + upper.
@@ -162,6 +184,26 @@ SETTINGS_TABLE: Mapping[str, _Spec] = {
         "5",
         "background repair period",
     ),
+    "encryption_key": _Spec(
+        _encryption_key,
+        "a base64-encoded 256-bit key, or comma-separated 'id:base64key' entries with the "
+        "current key first (from_urls also takes a KeyProvider)",
+        "(no encryption)",
+        "client-side encryption master key(s); older ids stay readable after a rotation",
+        secret=True,
+    ),
+    "redundancy": _Spec(
+        _choice(REDUNDANCIES),
+        " | ".join(REDUNDANCIES),
+        "replicate",
+        "full copies on every backend, or k-of-n erasure-coded shares (one per backend)",
+    ),
+    "ec_k": _Spec(
+        _optional(_number(minimum=1, integer=True)),
+        "a whole number from 1 to the number of backends - 1, or 'auto'",
+        "auto (number of backends - 1)",
+        "shares needed to read an object with redundancy=erasure",
+    ),
 }
 
 
@@ -185,6 +227,9 @@ class Settings:
     breaker_reset_seconds: float = 30.0
     journal: str | None = None
     repair_interval_seconds: float = 5.0
+    encryption_key: KeyProvider | None = None
+    redundancy: Redundancy = "replicate"
+    ec_k: int | None = None
 
     def __post_init__(self) -> None:
         if not self.backends:
@@ -198,16 +243,50 @@ class Settings:
                 f"{len(self.backends)} backends; use a number from 1 to {len(self.backends)} "
                 "or 'majority'"
             )
+        self._check_erasure()
+
+    def _check_erasure(self) -> None:
+        count = len(self.backends)
+        if self.redundancy != "erasure":
+            if self.ec_k is not None:
+                raise ConfigError(
+                    f"{ENV_PREFIX}EC_K (ec_k) is set but {ENV_PREFIX}REDUNDANCY is "
+                    f"{self.redundancy!r}; set {ENV_PREFIX}REDUNDANCY=erasure or unset "
+                    f"{ENV_PREFIX}EC_K"
+                )
+            return
+        if not 2 <= count <= _MAX_ERASURE_BACKENDS:
+            raise ConfigError(
+                f"{ENV_PREFIX}REDUNDANCY=erasure needs from 2 to {_MAX_ERASURE_BACKENDS} "
+                f"backends, not {count}"
+            )
+        if self.ec_k is not None and not 1 <= self.ec_k <= count - 1:
+            raise ConfigError(
+                f"{ENV_PREFIX}EC_K (ec_k) is {self.ec_k} but there are {count} backends; use "
+                f"a number from 1 to {count - 1} (k = n would not survive losing a backend), "
+                "or 'auto'"
+            )
+
+    @property
+    def erasure_k(self) -> int:
+        """Shares needed to read an erasure-coded object (``ec_k``, default n - 1)."""
+        return self.ec_k if self.ec_k is not None else max(1, len(self.backends) - 1)
 
     @property
     def required_acks(self) -> int:
-        """Acknowledgements a write needs under the write policy."""
+        """Acknowledgements a write needs under the write policy.
+
+        With ``redundancy="erasure"`` never fewer than k: an object with fewer than k
+        shares stored cannot be read at all.
+        """
         count = len(self.backends)
         if self.write_policy == "all":
-            return count
-        if self.write_policy == "one":
-            return 1
-        return self.write_quorum if self.write_quorum is not None else count // 2 + 1
+            acks = count
+        elif self.write_policy == "one":
+            acks = 1
+        else:
+            acks = self.write_quorum if self.write_quorum is not None else count // 2 + 1
+        return max(acks, self.erasure_k) if self.redundancy == "erasure" else acks
 
     @property
     def journal_path(self) -> str:
@@ -260,6 +339,9 @@ class Settings:
                 raise ConfigError(f"unknown option {name!r}; options are: {known}")
             if value is None:
                 continue
+            if name == "encryption_key" and not isinstance(value, str):
+                values[name] = _key_provider(value)
+                continue
             if isinstance(value, bool) or not isinstance(value, (str, int, float, os.PathLike)):
                 raise ConfigError(f"{name}={value!r}: expected {spec.accepted}")
             values[name] = _parse(
@@ -282,9 +364,24 @@ def _url_text(url: object) -> str:
     return url
 
 
+def _key_provider(value: object) -> KeyProvider:
+    from failover.segmentation.keys import KeyProvider  # noqa: PLC0415
+
+    if not isinstance(value, KeyProvider):
+        raise ConfigError(
+            f"encryption_key must be a str in the {ENV_PREFIX}ENCRYPTION_KEY format or a "
+            f"KeyProvider (current() and get(key_id)), not {type(value).__name__}"
+        )
+    return value
+
+
 def _parse(spec: _Spec, raw: str, *, label: str) -> Any:
     try:
         return spec.parse(raw)
+    except ConfigError:
+        raise  # the parser's own message, already safe to show
     except ValueError:
+        if spec.secret:
+            raise ConfigError(f"{label} is invalid; expected {spec.accepted}") from None
         shown = raw if len(raw) <= 60 else raw[:57] + "..."
         raise ConfigError(f"{label}={shown!r} is invalid; expected {spec.accepted}") from None
