@@ -1,8 +1,11 @@
-"""failover: object storage that keeps working when one cloud is down.
+"""failover: object storage and function invocation that keep working when one cloud is down.
 
 One API over AWS S3, Azure Blob Storage, Google Cloud Storage, local directories and
 memory, with replicated writes, verified reads that fail over between replicas, and
-repair. Provider SDKs are optional extras, imported only when a backend needs them.
+repair; and :class:`Invoker`, which calls the same function deployed on AWS Lambda,
+Azure Functions, Google Cloud Functions or any HTTPS endpoint and fails over between
+them. Provider SDKs are optional extras, imported only when a backend or target needs
+them.
 
 Example:
     >>> import failover
@@ -30,6 +33,15 @@ from failover.errors import (
     QuorumNotReached,
     TransientError,
 )
+from failover.invoke import (
+    CallableTarget,
+    FunctionError,
+    InvocationResult,
+    Invoker,
+    InvokerSettings,
+    RequestRejected,
+    TargetNotFoundError,
+)
 from failover.types import BackendHealth, ObjectInfo, ReconcileReport, RepairReport
 
 __all__ = [
@@ -37,20 +49,27 @@ __all__ = [
     "BackendError",
     "BackendHealth",
     "BackendSkipped",
+    "CallableTarget",
     "ConfigError",
     "FailoverError",
+    "FunctionError",
     "IntegrityError",
     "InvalidKeyError",
     "InvalidMetadataError",
+    "InvocationResult",
+    "Invoker",
+    "InvokerSettings",
     "NotFoundError",
     "ObjectInfo",
     "PermanentError",
     "QuorumNotReached",
     "ReconcileReport",
     "RepairReport",
+    "RequestRejected",
     "Settings",
     "Storage",
     "StorageReader",
+    "TargetNotFoundError",
     "TransientError",
     "__version__",
 ]

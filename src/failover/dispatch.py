@@ -219,7 +219,9 @@ class Dispatcher:
         except cf.TimeoutError:
             future.cancel()
             raise BackendTimeout(
-                f"no answer within the call's deadline ({self._settings.deadline_seconds:g} s)",
+                # A call may bring its own deadline (Invoker.invoke(timeout_seconds=...)),
+                # so the configured deadline_seconds is not necessarily the one missed.
+                "no answer within the call's deadline",
                 backend=name,
             ) from None
 
@@ -377,12 +379,13 @@ class Dispatcher:
         required: int,
         cleanup: Callable[[], None] | None = None,
         deadline: Deadline | None = None,
-        on_skipped: Callable[[str], None] | None = None,
+        on_finished: Callable[[str], None] | None = None,
     ) -> dict[str, T]:
         """Run ``fn`` on every backend in parallel; return once ``required`` succeeded.
 
-        Backends whose breaker is open are skipped (``on_skipped(name)`` is called for
-        each) unless skipping them would make the requirement impossible to meet.
+        Backends whose breaker is open are skipped unless skipping them would make the
+        requirement impossible to meet. ``on_finished(name)`` is called once per backend
+        when its work is over (all retries included), or at once if it was skipped.
         Replicas slower than the acknowledgement keep running on their own workers;
         ``cleanup`` runs when the last of them finishes.
 
@@ -403,15 +406,18 @@ class Dispatcher:
             for name in self._names
             if name not in targets
         }
-        if on_skipped is not None:
+        if on_finished is not None:
             for name in failed:
-                on_skipped(name)
+                on_finished(name)
         futures: dict[cf.Future[T], str] = {
             self.submit(
                 name, operation, key, functools.partial(fn, name), deadline, ignore_breaker=panic
             ): name
             for name in targets
         }
+        if on_finished is not None:
+            for future, name in futures.items():
+                future.add_done_callback(lambda _f, n=name: on_finished(n))  # type: ignore[misc]
         if cleanup is not None:
             _call_when_all_done(list(futures), cleanup)
         acks: dict[str, T] = {}
@@ -438,8 +444,7 @@ class Dispatcher:
             return {name: acks[name] for name in self._names if name in acks}
         for future in pending:
             failed[futures[future]] = BackendTimeout(
-                "no acknowledgement within the call's deadline "
-                f"({self._settings.deadline_seconds:g} s)",
+                "no acknowledgement within the call's deadline",
                 backend=futures[future],
             )
         raise QuorumNotReached(
@@ -582,8 +587,7 @@ class _Race(Generic[T]):
                 future.add_done_callback(self._discarder())
             if not won:
                 errors[name] = BackendTimeout(
-                    "no answer within the call's deadline "
-                    f"({self.d._settings.deadline_seconds:g} s)",
+                    "no answer within the call's deadline",
                     backend=name,
                 )
 
