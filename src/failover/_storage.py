@@ -401,13 +401,10 @@ class Storage:
             self._in_flight.add(names, key)
 
         def run(name: str) -> T:
-            try:
-                result = action(self._backends[name])
-                if journal is not None:
-                    journal.complete(name, key, version)
-                return result
-            finally:
-                self._in_flight.discard(name, key)
+            result = action(self._backends[name])
+            if journal is not None:
+                journal.complete(name, key, version)
+            return result
 
         return self._dispatch.fan_out(
             operation,
@@ -415,7 +412,7 @@ class Storage:
             run,
             required=self._settings.required_acks,
             cleanup=cleanup,
-            on_skipped=lambda name: self._in_flight.discard(name, key),
+            on_finished=lambda name: self._in_flight.discard(name, key),
         )
 
     def delete(self, key: str) -> None:
@@ -494,14 +491,24 @@ class Storage:
     def _stale_replicas(self, key: str) -> dict[str, BaseException]:
         """Ask a majority for their version; return the replicas not holding the newest.
 
-        Each stale replica is scheduled for read repair.
+        Each stale replica is scheduled for read repair, including those that answer
+        after the majority did (their heads finish in the background).
         """
+        lock = threading.Lock()
+        newest_box: list[str] = []
+        seen: dict[str, str] = {}
 
         def version_of(name: str) -> str | None:
             try:
-                return _meta(self._backends[name].head(key), META_VERSION)
+                version: str | None = _meta(self._backends[name].head(key), META_VERSION)
             except NotFoundError:
-                return None
+                version = None
+            with lock:
+                seen[name] = version or ""
+                late = bool(newest_box) and seen[name] < newest_box[0]
+            if late:
+                self._schedule(name, key, newest_box[0], "put")
+            return version
 
         answers = self._dispatch.fan_out(
             "head", key, version_of, required=len(self._backends) // 2 + 1
@@ -510,14 +517,24 @@ class Storage:
         if not versions:
             raise NotFoundError(key)
         newest = max(versions.values())
-        stale: dict[str, BaseException] = {
-            name: NotFoundError(key, backend=name)
-            for name in answers
-            if versions.get(name, "") < newest
-        }
-        for name in stale:
+        with lock:
+            newest_box.append(newest)
+            # Answers that came in after the majority but before ``newest`` was known.
+            between = [n for n, v in seen.items() if n not in answers and v < newest]
+        for name in between:
             self._schedule(name, key, newest, "put")
-        return stale
+        # Read only from replicas known to hold the newest version: one that did not
+        # answer in time may be stale too.
+        excluded: dict[str, BaseException] = {
+            name: BackendSkipped(f"[{name}] not read: its version was not confirmed")
+            for name in self._backends
+            if name not in answers
+        }
+        for name in answers:
+            if versions.get(name, "") < newest:
+                excluded[name] = NotFoundError(key, backend=name)
+                self._schedule(name, key, newest, "put")
+        return excluded
 
     def _schedule(self, name: str, key: str, version: str, op: Literal["put", "verify"]) -> None:
         """Journal a read repair for one replica (the repairer performs it)."""
@@ -610,6 +627,22 @@ class Storage:
 
     def _pending_repairs(self, name: str) -> int:
         return 0 if self._journal is None else self._journal.counts().get(name, 0)
+
+    def flush(self, *, timeout_seconds: float | None = None) -> bool:
+        """Wait until replica writes still in flight (after their acknowledgement) end.
+
+        With ``write_policy="one"`` or ``"quorum"`` a call returns before the slower
+        replicas finish; this waits for them, e.g. before a short-lived process exits.
+        A replica that fails is left to the journal, as always.
+
+        Args:
+            timeout_seconds: the longest to wait (default: ``deadline_seconds``).
+
+        Returns:
+            True if nothing is in flight any more.
+        """
+        limit = self._settings.deadline_seconds if timeout_seconds is None else timeout_seconds
+        return self._in_flight.wait_idle(limit)
 
     def repair(self) -> RepairReport:
         """Drain the repair journal now: bring replicas that missed writes up to date.

@@ -142,6 +142,7 @@ def test_missed_write_is_journaled_and_repaired() -> None:
     with store:
         down(backends[2])
         info = store.put("k", b"payload")
+        assert store.flush()
         assert store.health()["c"].pending_repairs == 1
         report = store.repair()  # c still down (its breaker may be open): stays pending
         assert report.repaired == 0
@@ -160,12 +161,14 @@ def test_repair_copies_from_a_replica_not_from_memory() -> None:
     with store:
         down(backends[2])
         store.put("k", b"first")
+        assert store.flush()
         backends[2].heal()
         store._dispatch.breakers.reset("c")
         # A newer write lands on a and b only (c down again), then c heals: repair must
         # bring c the newest version held by a replica.
         down(backends[2])
         newest = store.put("k", b"second")
+        assert store.flush()
         backends[2].heal()
         store._dispatch.breakers.reset("c")
         assert store.repair().repaired == 1
@@ -179,6 +182,7 @@ def test_delete_missed_by_a_replica_never_comes_back() -> None:
         store.put("doomed", b"x")
         down(backends[0])
         store.delete("doomed")
+        assert store.flush()  # a's failed attempts (with retries) are over
         backends[0].heal()
         store._dispatch.breakers.reset("a")
         # 'a' still holds the object, but the journal's tombstone hides it everywhere.
@@ -199,6 +203,7 @@ def test_replica_with_a_pending_put_is_read_last() -> None:
         store.put("k", b"old")
         down(backends[0])
         store.put("k", b"new")
+        assert store.flush()
         backends[0].heal()
         store._dispatch.breakers.reset("a")
         # 'a' answers first in priority order but holds the old version: not trusted.
@@ -213,11 +218,19 @@ def test_read_verifying_latest_version_schedules_read_repair() -> None:
         store.put("k", b"v1")
         old = dict(backends[0].inner.head("k").metadata or {})
         store.put("k", b"v2")
+        assert store.flush()
         # Replica 'a' is restored from an old backup, outside failover.
         with Payload.from_bytes(b"v1") as payload:
             backends[0].inner.put("k", payload, content_type="text/plain", metadata=old)
         assert store.get("k") == b"v1"  # 'any' trusts the first replica
         assert store.get("k", consistency="latest") == b"v2"
+        # 'a' is scheduled for read repair whether it answered within the majority or
+        # after it (late heads finish on their own workers).
+        assert store._dispatch.breakers.available("a")
+        for _ in range(1000):
+            if store.health()["a"].pending_repairs == 1:
+                break
+            threading.Event().wait(0.002)
         assert store.health()["a"].pending_repairs == 1
         assert store.repair().repaired == 1
         assert store.get("k") == b"v2"
@@ -227,6 +240,7 @@ def test_corrupt_replica_found_by_a_read_is_rewritten_by_repair() -> None:
     backends, store = trio(read_policy="ordered")
     with store:
         store.put("k", b"genuine")
+        assert store.flush()
         meta = dict(backends[0].inner.head("k").metadata or {})
         with Payload.from_bytes(b"garbage") as payload:  # same size, same metadata
             backends[0].inner.put("k", payload, content_type="text/plain", metadata=meta)
@@ -241,6 +255,7 @@ def test_repair_does_not_touch_a_backend_whose_breaker_is_open() -> None:
     with store:
         down(backends[1])
         store.put("k", b"v")
+        assert store.flush()
         assert store.health()["b"].state == "open"
         backends[1].reset_counters()
         report = store.repair()
@@ -286,11 +301,8 @@ def test_one_policy_acknowledges_first_and_replicates_in_background() -> None:
         assert not _has(backends[1], "k")  # acknowledged before the others stored it
         backends[1].heal()
         backends[2].heal()
-        # The slower replicas finish on their own workers: wait (bounded) for them.
-        for _ in range(1000):
-            if all(_has(b, "k") for b in backends):
-                break
-            threading.Event().wait(0.005)
+        # The slower replicas finish on their own workers.
+        assert store.flush(timeout_seconds=10)
         assert all(b.inner.get("k").data == b"fast ack" for b in backends)
         assert store.health()["b"].pending_repairs == 0
 
@@ -308,6 +320,7 @@ def test_background_worker_repairs_without_being_asked() -> None:
     with store:
         down(backends[2])
         store.put("k", b"v")
+        assert store.flush()
         backends[2].heal()
         store._dispatch.breakers.reset("c")
         for _ in range(500):

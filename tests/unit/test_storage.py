@@ -174,6 +174,7 @@ def test_corrupted_replica_is_skipped() -> None:
     backends, store = trio()
     with store:
         store.put("k", b"precious")
+        assert store.flush()
         backends[0].set(corrupt=True)
         assert store.get("k") == b"precious"
         for backend in backends:
@@ -268,6 +269,7 @@ def test_reconcile_finds_and_fixes_missing_and_stale_replicas() -> None:
         down(backends[1])
         store.put("k", b"new")
         store.put("only-two", b"x")
+        assert store.flush()
         backends[1].heal()
         report = store.reconcile()
         assert report.stale["b"] == ("k",)
@@ -283,6 +285,7 @@ def test_reconcile_verify_bytes_detects_corruption() -> None:
     backends, store = trio()
     with store:
         store.put("k", b"good")
+        assert store.flush()
         meta = dict(backends[0].inner.head("k").metadata or {})
         with Payload.from_bytes(b"evil") as payload:
             backends[0].inner.put("k", payload, content_type="text/plain", metadata=meta)

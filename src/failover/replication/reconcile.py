@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from failover.backends.base import META_SHA256, META_VERSION, Backend, StoredObject
 from failover.errors import AllBackendsFailed, BackendError
 from failover.replication.journal import RepairJournal
-from failover.replication.repair import bytes_match, copy_replica
+from failover.replication.layout import Layout, bytes_match
 from failover.replication.writer import delete_if_older
 from failover.types import ReconcileReport
 
@@ -45,6 +45,7 @@ class Reconciler:
         backends: the replicas by name, in priority order.
         journal: the repair journal (tombstones, and rows to clear once fixed).
         verify_bytes: read every holder of the newest version and check its sha256.
+        layout: how objects are stored (copies or erasure-coded shares).
     """
 
     def __init__(
@@ -53,7 +54,9 @@ class Reconciler:
         *,
         journal: RepairJournal | None,
         verify_bytes: bool = False,
+        layout: Layout | None = None,
     ) -> None:
+        self._layout = layout or Layout(list(backends))
         self._backends = backends
         self._names = list(backends)
         self._journal = journal
@@ -158,13 +161,11 @@ class Reconciler:
             elif name in holders and name not in intact:
                 found["corrupt"][name].append(key)
                 targets.append((name, versioned[name].etag))
-        if not (fix and intact):
+        if not (fix and len(intact) >= self._layout.min_holders):
             return 0
-        source = self._backends[intact[0]]
+        sources = {n: versioned[n] for n in intact}
         for name, corrupt_etag in targets:
-            copy_replica(
-                source, self._backends[name], key, at_least=newest, replace_etag=corrupt_etag
-            )
+            self._layout.rebuild(self._backends, name, key, sources, replace_etag=corrupt_etag)
             self._clear(name, key, newest)
         return len(targets)
 

@@ -23,22 +23,21 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
-import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-from failover.backends.base import META_SHA256, META_VERSION, Backend, StoredObject
+from failover.backends.base import META_VERSION, Backend, StoredObject
 from failover.dispatch import Dispatcher
-from failover.errors import FailoverError, IntegrityError, NotFoundError
-from failover.payload import Payload
+from failover.errors import FailoverError, NotFoundError
 from failover.replication.journal import JournalAction, RepairJournal
-from failover.replication.writer import delete_if_older, write_if_newer
+from failover.replication.layout import Layout, bytes_match
+from failover.replication.writer import delete_if_older
 from failover.types import RepairReport
 
-__all__ = ["InFlight", "RepairWorker", "Repairer", "bytes_match", "copy_replica"]
+__all__ = ["InFlight", "RepairWorker", "Repairer"]
 
 logger = logging.getLogger("failover.repair")
 _CHUNK = 1024 * 1024
@@ -48,97 +47,38 @@ class InFlight:
     """Replica actions this process is performing right now (the repairer skips them)."""
 
     def __init__(self) -> None:
-        self._items: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
+        self._items: dict[tuple[str, str], int] = {}
+        self._changed = threading.Condition()
 
     def add(self, names: Collection[str], key: str) -> None:
         """Mark ``key`` as being written to each of ``names``."""
-        with self._lock:
-            self._items.update((name, key) for name in names)
+        with self._changed:
+            for name in names:
+                self._items[name, key] = self._items.get((name, key), 0) + 1
 
     def discard(self, name: str, key: str) -> None:
         """The action of ``name`` on ``key`` finished (or was never started)."""
-        with self._lock:
-            self._items.discard((name, key))
+        with self._changed:
+            count = self._items.get((name, key), 0) - 1
+            if count > 0:
+                self._items[name, key] = count
+            else:
+                self._items.pop((name, key), None)
+            if not self._items:
+                self._changed.notify_all()
+
+    def wait_idle(self, timeout_seconds: float) -> bool:
+        """Wait until nothing is in flight; False if ``timeout_seconds`` passed first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._items, timeout=timeout_seconds)
 
     def __contains__(self, item: object) -> bool:
-        with self._lock:
+        with self._changed:
             return item in self._items
 
 
 def _version(info: StoredObject) -> str:
     return (info.metadata or {}).get(META_VERSION, "")
-
-
-def copy_replica(
-    source: Backend,
-    target: Backend,
-    key: str,
-    *,
-    at_least: str,
-    replace_etag: str | None = None,
-) -> StoredObject:
-    """Copy ``key`` from ``source`` to ``target`` (last writer wins), verifying its sha256.
-
-    Streams through a spooled :class:`~failover.payload.Payload`, so memory stays
-    bounded whatever the object's size.
-
-    Args:
-        source: replica to copy from.
-        target: replica to copy to.
-        key: object key.
-        at_least: the source must hold this version or a newer one.
-        replace_etag: overwrite exactly this revision of the target even though it
-            carries the same version (it is corrupt); otherwise last writer wins.
-
-    Raises:
-        IntegrityError: the source's bytes do not match their sha256, or the source
-            holds a version older than ``at_least`` (it changed while we looked).
-    """
-    reader = source.open(key)
-    try:
-        info = reader.info
-        if _version(info) < at_least:
-            raise IntegrityError(f"{key!r} on {source.name} is older than {at_least}")
-        payload = Payload.from_source(reader)
-    finally:
-        reader.close()
-    with payload:
-        expected = (info.metadata or {}).get(META_SHA256, "")
-        if payload.sha256 != expected:
-            raise IntegrityError(f"{key!r} on {source.name} does not match its sha256")
-        if replace_etag is not None:
-            return target.put(
-                key,
-                payload,
-                content_type=info.content_type,
-                metadata=dict(info.metadata or {}),
-                if_match=replace_etag,
-            )
-        result = write_if_newer(
-            target,
-            key,
-            payload,
-            content_type=info.content_type,
-            metadata=dict(info.metadata or {}),
-            version=_version(info),
-        )
-    return result.stored
-
-
-def bytes_match(backend: Backend, key: str, info: StoredObject) -> bool:
-    """Stream ``key`` from ``backend`` and compare it with the sha256 in ``info``."""
-    expected = (info.metadata or {}).get(META_SHA256, "")
-    digest = hashlib.sha256()
-    reader = backend.open(key)
-    try:
-        if _version(reader.info) != _version(info):
-            return True  # rewritten meanwhile: the new version has its own checksum
-        while chunk := reader.read(_CHUNK):
-            digest.update(chunk)
-    finally:
-        reader.close()
-    return digest.hexdigest() == expected
 
 
 @dataclass
@@ -166,6 +106,7 @@ class Repairer:
         in_flight: actions this process is still performing (skipped).
         grace_seconds: a put row younger than this is never dropped (its write may
             still be in flight in another process).
+        layout: how objects are stored (copies or erasure-coded shares).
         concurrency: actions repaired at once (each is a few sequential requests).
     """
 
@@ -177,8 +118,10 @@ class Repairer:
         dispatcher: Dispatcher,
         in_flight: InFlight,
         grace_seconds: float,
+        layout: Layout | None = None,
         concurrency: int = 8,
     ) -> None:
+        self._layout = layout or Layout(list(backends))
         self._concurrency = concurrency
         self._backends = backends
         self._journal = journal
@@ -261,37 +204,46 @@ class Repairer:
         intact = self._call(action.backend, "verify", key, lambda: bytes_match(target, key, info))
         if intact:
             return "repaired"
+        holders = self._holders(action, at_least=_version(info), exact=True)
+        if len(holders) < self._layout.min_holders:
+            return "pending"
+        rebuild = functools.partial(
+            self._layout.rebuild,
+            self._backends,
+            action.backend,
+            key,
+            holders,
+            replace_etag=info.etag,
+        )
+        self._call(action.backend, "put", key, rebuild)
+        return "repaired"
+
+    def _holders(
+        self, action: JournalAction, *, at_least: str, exact: bool = False
+    ) -> dict[str, StoredObject]:
+        """Other replicas holding ``at_least`` (or newer, unless ``exact``).
+
+        Raises if one could not answer (then nobody can tell what is missing).
+        """
+        holders: dict[str, StoredObject] = {}
         for name in self._backends:
             if name == action.backend:
                 continue
-            try:
-                other = self._head(name, key)
-            except (FailoverError, OSError):
+            info = self._head(name, action.key)
+            if info is None:
                 continue
-            if other is None or _version(other) != _version(info):
-                continue
-            copy = functools.partial(
-                copy_replica,
-                self._backends[name],
-                target,
-                key,
-                at_least=action.version,
-                replace_etag=info.etag,
-            )
-            try:
-                self._call(action.backend, "put", key, copy)
-            except IntegrityError:
-                continue  # that replica is corrupt too: try the next
-            return "repaired"
-        return "pending"
+            version = _version(info)
+            if version == at_least or (not exact and version > at_least):
+                holders[name] = info
+        return holders
 
     def _repair_put(self, action: JournalAction) -> str:
         key = action.key
         target_info = self._head(action.backend, key)
         if target_info is not None and _version(target_info) >= action.version:
             return "repaired"  # already there (the original write landed after all)
-        holders: dict[str, StoredObject] = {}
         unanswered = False
+        holders: dict[str, StoredObject] = {}
         for name in self._backends:
             if name == action.backend:
                 continue
@@ -307,15 +259,10 @@ class Repairer:
             if unanswered or age < self._grace_seconds:
                 return "pending"  # cannot tell yet whether some replica has it
             return "dropped"  # never acknowledged anywhere: nothing to copy
-        newest = max(holders, key=lambda n: _version(holders[n]))
-        source = self._backends[newest]
-        target = self._backends[action.backend]
-        self._call(
-            action.backend,
-            "put",
-            key,
-            lambda: copy_replica(source, target, key, at_least=action.version),
+        rebuild = functools.partial(
+            self._layout.rebuild, self._backends, action.backend, key, holders
         )
+        self._call(action.backend, "put", key, rebuild)
         return "repaired"
 
 
