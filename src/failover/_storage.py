@@ -20,6 +20,7 @@ from failover.backends.base import (
     ByteRange,
     ObjectReader,
     StoredObject,
+    resolve_range,
 )
 from failover.config import Settings
 from failover.dispatch import Dispatcher
@@ -42,6 +43,12 @@ from failover.keys import (
 )
 from failover.payload import Payload, PayloadSource
 from failover.replication.journal import RepairJournal
+from failover.replication.layout import (
+    META_CONTENT_SHA256,
+    META_LAYOUT,
+    META_SIZE,
+    Layout,
+)
 from failover.replication.reconcile import Reconciler
 from failover.replication.repair import InFlight, Repairer, RepairWorker
 from failover.replication.version import HybridClock
@@ -111,6 +118,7 @@ class Storage:
         self._closed = False
         self._lock = threading.Lock()
         self._in_flight = InFlight()
+        self._layout = _layout_for(settings, names)
         # One replica has nothing to repair from: no journal, no conditional writes.
         self._replicated = len(backends) > 1
         self._repairer: Repairer | None = None
@@ -127,6 +135,7 @@ class Storage:
                 dispatcher=self._dispatch,
                 in_flight=self._in_flight,
                 grace_seconds=2 * settings.deadline_seconds,
+                layout=self._layout,
             )
             if settings.repair_interval_seconds > 0:
                 self._worker = RepairWorker(
@@ -346,19 +355,37 @@ class Storage:
         content_type = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
         payload = Payload.from_source(data)
         version = self._clock.now()
-        stored_metadata = {**user_metadata, META_VERSION: version, META_SHA256: payload.sha256}
+        base_metadata = {**user_metadata, META_VERSION: version}
+        if self._layout.transforms:
+            # Encrypt and/or erasure-code: each backend gets its own bytes (spooled).
+            with payload:
+                encoded = self._layout.encode(key, version, payload)
+            payloads: Mapping[str, Payload] = encoded.payloads
+            stored_metadata: dict[str, dict[str, str]] = {
+                name: {**base_metadata, **extra} for name, extra in encoded.metadata.items()
+            }
+            cleanup = encoded.close
+        else:
+            payloads = dict.fromkeys(self._backends, payload)
+            plain = {**base_metadata, META_SHA256: payload.sha256}
+            stored_metadata = dict.fromkeys(self._backends, plain)
+            cleanup = payload.close
+        content_sha256, size = payload.sha256, payload.size
 
         def write(backend: Backend) -> StoredObject:
             if not self._replicated:
                 return backend.put(
-                    key, payload, content_type=content_type, metadata=stored_metadata
+                    key,
+                    payloads[backend.name],
+                    content_type=content_type,
+                    metadata=stored_metadata[backend.name],
                 )
             outcome = write_if_newer(
                 backend,
                 key,
-                payload,
+                payloads[backend.name],
                 content_type=content_type,
-                metadata=stored_metadata,
+                metadata=stored_metadata[backend.name],
                 version=version,
             )
             if outcome.superseded:
@@ -366,18 +393,19 @@ class Storage:
             return outcome.stored
 
         try:
-            acks = self._replicate("put", key, version, write, cleanup=payload.close)
+            acks = self._replicate("put", key, version, write, cleanup=cleanup)
         except BaseException:
             if not self._replicated:
-                payload.close()
+                cleanup()
             raise
         name = next(iter(acks))
         stored = acks[name]
         if _meta(stored, META_VERSION) != version:
             # Every acknowledging replica already held a newer version: ours lost the
             # last-writer-wins race and describes nothing stored.
-            stored = dataclasses.replace(stored, metadata=stored_metadata)
-        return _object_info(stored, first_backend=name, fallback_sha=payload.sha256)
+            stored = dataclasses.replace(stored, metadata=stored_metadata[name])
+        info = _object_info(stored, first_backend=name)
+        return dataclasses.replace(info, size=size, checksum=content_sha256)
 
     def _replicate(
         self,
@@ -469,6 +497,9 @@ class Storage:
         if consistency not in ("any", "latest"):
             raise ValueError(f"consistency must be 'any' or 'latest', not {consistency!r}")
         exclude = self._stale_replicas(key) if consistency == "latest" else {}
+        if self._layout.transforms:
+            with self._open_transformed(key, byte_range, exclude=exclude) as reader:
+                return reader.read()
 
         def verify(name: str, fetched: Any) -> None:
             if byte_range is None:
@@ -555,10 +586,124 @@ class Storage:
         self._check_open()
         validate_key(key)
         byte_range = _check_range(byte_range)
+        if self._layout.transforms:
+            return self._open_transformed(key, byte_range)
         name, reader = self._read(
             "open", key, lambda b: b.open(key, byte_range=byte_range), discard=_close_reader
         )
         return StorageReader(self, key, name, reader, byte_range=byte_range)
+
+    def _open_transformed(
+        self,
+        key: str,
+        byte_range: ByteRange | None,
+        *,
+        exclude: Mapping[str, BaseException] | None = None,
+    ) -> StorageReader:
+        """Stream the plaintext of an encrypted and/or erasure-coded object.
+
+        GCM tags and share checksums authenticate every chunk, so the stream needs no
+        sha256 of its own; a byte range is cut from the decoded stream.
+        """
+        if self._layout.code is None:
+            # Encrypted full copies: read one verified copy, decrypt it as it streams.
+            name, reader = self._read("open", key, lambda b: b.open(key), discard=_close_reader)
+            version = _meta(reader.info, META_VERSION)
+            chunks = self._layout.decrypt_stream(key, version, reader)
+            infos = {name: reader.info}
+        else:
+            name, chunks, infos = self._decode_shares(key, exclude=exclude or {})
+        first = infos[name]
+        plain_size = int(_meta(first, META_SIZE) or first.size)
+        start, stop = resolve_range(byte_range, plain_size)
+        sized = dataclasses.replace(first, size=plain_size)
+        stream = _ChunkReader(sized, _cut(chunks, start, stop))
+        return StorageReader(self, key, name, stream, byte_range=byte_range, verify=False)
+
+    def _decode_shares(
+        self, key: str, *, exclude: Mapping[str, BaseException]
+    ) -> tuple[str, Iterator[bytes], dict[str, StoredObject]]:
+        """Open k shares of ``key`` (healthiest first) and return a plaintext iterator.
+
+        Shares that turn out corrupt are scheduled for repair.
+        """
+        order, skipped = self._share_order(key, exclude)
+        infos: dict[str, StoredObject] = {}
+        failed: dict[str, BaseException] = {}
+        deadline = self._dispatch.deadline()
+
+        def opener(name: str) -> Callable[[int, int | None], ObjectReader]:
+            backend = self._backends[name]
+
+            def open_range(start: int, stop: int | None) -> ObjectReader:
+                reader = self._dispatch.call(
+                    name,
+                    "open",
+                    key,
+                    lambda: backend.open(key, byte_range=(start, stop)),
+                    deadline,
+                )
+                infos.setdefault(name, reader.info)
+                return reader
+
+            return open_range
+
+        chunks = self._layout.decode(key, order, opener, infos, failed=failed)
+        try:
+            first = next(chunks, b"")
+        except IntegrityError as exc:
+            errors = {**skipped, **failed}
+            self._schedule_corrupt(key, failed, infos)
+            if errors and all(isinstance(e, NotFoundError) for e in errors.values()):
+                raise NotFoundError(key) from exc
+            raise AllBackendsFailed(
+                f"get {key!r}", {n: errors.get(n, exc) for n in self._backends}
+            ) from exc
+        self._schedule_corrupt(key, failed, infos)
+        used = next(n for n in order if n in infos and n not in failed)
+
+        def rest() -> Iterator[bytes]:
+            try:
+                yield first
+                yield from chunks
+            finally:
+                chunks.close()  # ends the decoder, which reports its failed shares
+                self._schedule_corrupt(key, failed, infos)
+
+        return used, rest(), infos
+
+    def _share_order(
+        self, key: str, exclude: Mapping[str, BaseException]
+    ) -> tuple[list[str], dict[str, BaseException]]:
+        """Backends to read shares from, best first, and why the others are skipped."""
+        skipped = dict(exclude)
+        demote: set[str] = set()
+        if self._journal is not None:
+            for name, action in self._journal.pending_for_key(key).items():
+                if action.op == "delete":
+                    skipped.setdefault(name, NotFoundError(key, backend=name))
+                else:
+                    demote.add(name)
+        plan = self._dispatch.router.plan(
+            self._dispatch.names, available=self._dispatch.breakers.available
+        )
+        order = [
+            n for n in plan.order if n not in skipped and (plan.panic or n not in plan.excluded)
+        ]
+        order.sort(key=lambda n: n in demote)
+        for name in plan.excluded:
+            if not plan.panic:
+                skipped.setdefault(
+                    name, BackendSkipped(f"[{name}] not tried: circuit breaker open")
+                )
+        return order, skipped
+
+    def _schedule_corrupt(
+        self, key: str, failed: Mapping[str, BaseException], infos: Mapping[str, StoredObject]
+    ) -> None:
+        for name, exc in failed.items():
+            if isinstance(exc, IntegrityError) and name in infos:
+                self._schedule(name, key, _meta(infos[name], META_VERSION), "verify")
 
     def head(self, key: str) -> ObjectInfo:
         """Describe an object (size, checksum, version, content type, metadata).
@@ -686,7 +831,9 @@ class Storage:
         """
         self._check_open()
         validate_prefix(prefix)
-        reconciler = Reconciler(self._backends, journal=self._journal, verify_bytes=verify_bytes)
+        reconciler = Reconciler(
+            self._backends, journal=self._journal, verify_bytes=verify_bytes, layout=self._layout
+        )
         return reconciler.run(prefix, fix=fix, progress=progress)
 
     def _reopen_at(
@@ -730,6 +877,7 @@ class StorageReader(io.RawIOBase):
         reader: ObjectReader,
         *,
         byte_range: ByteRange | None,
+        verify: bool = True,
     ) -> None:
         super().__init__()
         self._storage = storage
@@ -743,7 +891,7 @@ class StorageReader(io.RawIOBase):
         self._offset = self._start
         size = self._stored.size
         self._end = size if self._stop is None else min(self._stop, size)
-        self._verify = byte_range is None and bool(_meta(self._stored, META_SHA256))
+        self._verify = verify and byte_range is None and bool(_meta(self._stored, META_SHA256))
         self._digest = hashlib.sha256()
         self._tried = {self._backend}
         self._eof = False
@@ -825,12 +973,19 @@ def _meta(info: StoredObject, name: str) -> str:
     return info.metadata.get(name, "")
 
 
-def _object_info(info: StoredObject, *, first_backend: str, fallback_sha: str = "") -> ObjectInfo:
+def _object_info(info: StoredObject, *, first_backend: str) -> ObjectInfo:
     metadata = info.metadata or {}
+    if META_LAYOUT in metadata:
+        # Encrypted or erasure-coded: the stored bytes are not the content. The content's
+        # sha256 is recorded only when it is not encrypted (see replication.layout).
+        size = int(metadata.get(META_SIZE, info.size))
+        checksum = metadata.get(META_CONTENT_SHA256, "")
+    else:
+        size, checksum = info.size, metadata.get(META_SHA256, "")
     return ObjectInfo(
         key=info.key,
-        size=info.size,
-        checksum=metadata.get(META_SHA256, fallback_sha),
+        size=size,
+        checksum=checksum,
         version=metadata.get(META_VERSION, ""),
         content_type=info.content_type,
         metadata={k: v for k, v in metadata.items() if not k.startswith(RESERVED_METADATA_PREFIX)},
@@ -861,6 +1016,63 @@ def _check_range(byte_range: ByteRange | None) -> ByteRange | None:
 
 def _close_reader(reader: ObjectReader) -> None:
     reader.close()
+
+
+def _layout_for(settings: Settings, names: Sequence[str]) -> Layout:
+    code = None
+    if settings.redundancy == "erasure":
+        from failover.segmentation import ErasureCode  # noqa: PLC0415 - optional extra
+
+        code = ErasureCode.for_backends(len(names), k=settings.erasure_k)
+    return Layout(names, keys=settings.encryption_key, code=code)
+
+
+def _cut(chunks: Iterator[bytes], start: int, stop: int) -> Iterator[bytes]:
+    """The bytes ``[start, stop)`` of a stream of chunks (closes the stream when done)."""
+    position = 0
+    try:
+        for chunk in chunks:
+            end = position + len(chunk)
+            if end > start and position < stop:
+                yield chunk[max(0, start - position) : min(len(chunk), stop - position)]
+            position = end
+            if position >= stop:
+                return
+    finally:
+        close = getattr(chunks, "close", None)
+        if callable(close):
+            close()
+
+
+class _ChunkReader:
+    """An ObjectReader over an iterator of chunks (decoded or decrypted plaintext)."""
+
+    def __init__(self, info: StoredObject, chunks: Iterator[bytes]) -> None:
+        self._info = info
+        self._chunks = chunks
+        self._buffer = b""
+
+    @property
+    def info(self) -> StoredObject:
+        return self._info
+
+    def read(self, size: int = -1, /) -> bytes:
+        if size is None or size < 0:
+            data = self._buffer + b"".join(self._chunks)
+            self._buffer = b""
+            return data
+        while len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if callable(close):
+            close()
 
 
 def _guarded_listing(

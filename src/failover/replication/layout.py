@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from failover.backends.base import META_SHA256, META_VERSION, Backend, StoredObject
-from failover.errors import IntegrityError
+from failover.errors import FailoverError, IntegrityError
 from failover.payload import Payload
 from failover.replication.writer import write_if_newer
 
@@ -242,11 +242,15 @@ class Layout:
         fills in as backends are opened (the version comes from there). Backends whose
         share or ciphertext turned out unusable are added to ``failed``.
         """
-        from failover.segmentation import ShareDecoder, decrypt  # noqa: PLC0415 - optional
+        from failover.segmentation import ShareDecoder, ShareError, decrypt  # noqa: PLC0415
 
         if self.code is None:
             raise ValueError("decode() reads erasure-coded objects; copies are read whole")
-        decoder = ShareDecoder({name: opener(name) for name in order})  # type: ignore[misc]
+        decoder = ShareDecoder(
+            {name: opener(name) for name in order},  # type: ignore[misc]
+            # Any failure of one share (missing, breaker open, corrupt) means: use another.
+            share_errors=(ShareError, OSError, FailoverError),
+        )
         try:
             header = decoder.header  # opens shares until k of one encoding agree
             del header
@@ -269,12 +273,15 @@ class Layout:
             raise IntegrityError(f"shares disagree on the version: {sorted(versions)}")
         return versions.pop()
 
-    def decrypt_copy(self, key: str, version: str, data: bytes) -> bytes:
-        """Plaintext of one encrypted full copy."""
+    def decrypt_stream(self, key: str, version: str, reader: object) -> Iterator[bytes]:
+        """Plaintext chunks of one encrypted full copy, read from ``reader``."""
         from failover.segmentation import decrypt  # noqa: PLC0415 - optional
 
         assert self.keys is not None
-        return b"".join(decrypt(data, keys=self.keys, object_key=key, version=version))
+        try:
+            yield from decrypt(reader, keys=self.keys, object_key=key, version=version)  # type: ignore[arg-type]
+        finally:
+            close_quietly(reader)
 
     # -- repair ------------------------------------------------------------------------
 

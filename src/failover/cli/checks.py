@@ -1,0 +1,221 @@
+"""``failover doctor`` (the SPOF audit) and ``failover drill`` (the outage rehearsal)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from failover.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    cli_environ,
+    handle_errors,
+    load_settings,
+    print_json,
+    stderr,
+    stdout,
+    terminate_on_sigterm,
+)
+from failover.config import ENV_PREFIX
+from failover.doctor import DoctorReport, audit_env
+from failover.drill import DEFAULT_PREFIX, DrillReport, OutageKind, run_drill
+
+__all__ = ["doctor", "doctor_table", "drill", "drill_table"]
+
+_SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def doctor(
+    ctx: typer.Context,
+    *,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the findings as JSON.")
+    ] = False,
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe/--no-probe",
+            help="Check credentials and endpoints over the network (one listing each).",
+        ),
+    ] = True,
+    timeout_seconds: Annotated[
+        float,
+        typer.Option("--timeout", min=0.1, help="Longest wait for any one backend, seconds."),
+    ] = 5.0,
+) -> None:
+    """Audit the configuration for single points of failure.
+
+    Looks for: one backend only; every backend on one provider or in one region; a
+    write policy that cannot survive losing one backend; a repair journal that is not
+    writable or lives on a temporary filesystem; missing or rejected credentials; an
+    endpoint that does not answer. Each finding says how to fix it. Exits 1 if any
+    finding is critical.
+    """
+    with handle_errors():
+        # A configuration that does not parse is reported as a finding, not an error.
+        report = audit_env(cli_environ(ctx), probe=probe, probe_timeout_seconds=timeout_seconds)
+    if json_output:
+        print_json(report.to_dict())
+    else:
+        console = stdout()
+        console.print(doctor_table(report))
+        critical = len(report.critical)
+        if report.ok:
+            console.print(
+                "[bold green]no critical finding[/]: losing any one backend should not stop "
+                "the application"
+            )
+        else:
+            console.print(f"[bold red]{critical} critical finding(s)[/]: fix them first")
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+def doctor_table(report: DoctorReport) -> Table:
+    """The findings as a rich table, most severe first."""
+    title = f"failover doctor: {len(report.backends)} backend(s)" + (
+        "" if report.probed else " (network checks skipped)"
+    )
+    table = Table(title=title, title_justify="left", show_lines=True, expand=False)
+    table.add_column("severity")
+    table.add_column("finding", overflow="fold")
+    table.add_column("fix", overflow="fold")
+    if not report.findings:
+        table.add_row(Text("ok", "bold green"), "no single point of failure found", "")
+    for finding in report.findings:
+        table.add_row(
+            Text(finding.severity, _SEVERITY_STYLE[finding.severity]),
+            Text.assemble((finding.code, "bold"), "\n", finding.message),
+            finding.fix,
+        )
+    return table
+
+
+def drill(
+    ctx: typer.Context,
+    *,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend",
+            "-b",
+            help="Take down only this backend (by name; repeatable). Default: each in turn.",
+        ),
+    ] = None,
+    objects: Annotated[
+        int, typer.Option(min=1, help="Scratch objects written before each outage.")
+    ] = 20,
+    outage: Annotated[
+        str,
+        typer.Option(
+            help="'hang': calls hang for FAILOVER_TIMEOUT_SECONDS then time out (a "
+            "blackholed network); 'error': calls fail at once (a refused connection)."
+        ),
+    ] = "hang",
+    prefix: Annotated[
+        str, typer.Option(help="Scratch prefix; each run writes under <prefix><run id>/.")
+    ] = DEFAULT_PREFIX,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Rehearse losing each configured backend, in a scratch prefix.
+
+    For each backend in turn: write scratch objects, take the backend down on the client
+    side (nothing outside this process is touched), keep reading and writing, bring it
+    back, repair, check that every replica holds every acknowledged write, and delete
+    the scratch objects. Exits 1 if a read or write failed or any data would have been
+    lost.
+    """
+    if outage not in ("hang", "error"):
+        stderr().print("[bold red]error:[/] --outage must be 'hang' or 'error'")
+        raise typer.Exit(2)
+    kind: OutageKind = "hang" if outage == "hang" else "error"
+    progress = stderr() if json_output else stdout()
+    began = time.monotonic()
+
+    def say(line: str) -> None:
+        progress.print(f"[dim]{time.monotonic() - began:6.1f} s[/]  {escape(line)}")
+
+    with handle_errors(), terminate_on_sigterm():
+        settings = load_settings(ctx)
+        say(
+            f"drill over {len(settings.backends)} backend(s), write policy "
+            f"{settings.write_policy} ({settings.required_acks} acknowledgement(s)), "
+            f"timeout {settings.timeout_seconds:g} s, breaker opens after "
+            f"{settings.breaker_fail_max} failures and retries after "
+            f"{settings.breaker_reset_seconds:g} s ({ENV_PREFIX}BREAKER_RESET_SECONDS)"
+        )
+        report = run_drill(
+            settings, targets=backend, objects=objects, outage=kind, prefix=prefix, on_progress=say
+        )
+    if json_output:
+        print_json(report.to_dict())
+    else:
+        console = stdout()
+        console.print(drill_table(report))
+        for result in report.results:
+            for line in result.problems:
+                console.print(f"[red]✗[/] {escape(result.backend)}: {escape(line)}")
+        if report.passed:
+            console.print(
+                "[bold green]drill passed[/]: every backend was lost once; no read or write "
+                "failed and every replica converged"
+            )
+        else:
+            console.print("[bold red]drill failed[/]: see the problems above")
+    raise typer.Exit(EXIT_OK if report.passed else EXIT_FAILED)
+
+
+def _count(total: int, errors: int) -> Text:
+    return Text(f"{total - errors}/{total}", "bold red" if errors else "green")
+
+
+def drill_table(report: DrillReport) -> Table:
+    """The drill's results as a rich table, one row per backend taken down.
+
+    ``reads`` and ``writes`` count those that succeeded while the backend was down, of
+    those attempted; ``opened`` is how long its breaker took to open; ``replicas`` says
+    whether they were identical and held every acknowledged write after repair;
+    ``scratch`` whether the drill's objects were removed.
+    """
+    table = Table(
+        title=f"failover drill: {report.write_policy} writes over {len(report.backends)} "
+        f"backend(s), {report.objects} objects per outage",
+        title_justify="left",
+        expand=False,
+        box=box.SIMPLE_HEAD,
+    )
+    for column, justify in (
+        ("down", "left"),
+        ("reads", "right"),
+        ("writes", "right"),
+        ("opened", "right"),
+        ("repairs", "right"),
+        ("replicas", "left"),
+        ("scratch", "left"),
+        ("result", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for result in report.results:
+        opened = result.breaker_opened_after_seconds
+        if not result.intact:
+            replicas = Text("incomplete", "bold red")
+        elif not result.consistent:
+            replicas = Text("differ", "bold red")
+        else:
+            replicas = Text("identical", "green")
+        table.add_row(
+            Text.assemble((result.backend, "bold"), "\n", (result.outage, "dim")),
+            _count(result.reads, result.read_errors),
+            _count(result.writes, result.write_errors),
+            "no" if opened is None else f"{opened:.2f} s",
+            str(result.repaired),
+            replicas,
+            Text("removed", "green") if result.cleaned else Text("left", "bold red"),
+            Text("PASS", "bold green") if result.passed else Text("FAIL", "bold red"),
+        )
+    return table
