@@ -186,3 +186,19 @@ def test_wrong_key_is_a_clear_error() -> None:
     assert "key" in str(info.value).lower()
     assert KEY_A not in str(info.value)
     assert KEY_B not in str(info.value)
+
+
+def test_tampered_encrypted_copy_fails_over_to_another() -> None:
+    backends, store = segmented(redundancy="replicate", read_policy="ordered")
+    with store:
+        store.put("k", b"confidential" * 100)
+        assert store.flush()
+        stored = backends[0].inner.get("k")
+        tampered = bytearray(stored.data)
+        tampered[-20] ^= 0x10
+        with Payload.from_bytes(bytes(tampered)) as payload:
+            backends[0].inner.put(
+                "k", payload, content_type="x", metadata=dict(stored.info.metadata or {})
+            )
+        assert store.get("k") == b"confidential" * 100
+        assert store.get("k", byte_range=(0, 12)) == b"confidential"

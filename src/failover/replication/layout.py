@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -235,7 +235,7 @@ class Layout:
         infos: Mapping[str, StoredObject],
         *,
         failed: dict[str, BaseException],
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         """Yield the plaintext of ``key`` read from backends in ``order``.
 
         ``opener(name)`` gives a ranged opener of that backend's stored bytes; ``infos``
@@ -273,7 +273,9 @@ class Layout:
             raise IntegrityError(f"shares disagree on the version: {sorted(versions)}")
         return versions.pop()
 
-    def decrypt_stream(self, key: str, version: str, reader: object) -> Iterator[bytes]:
+    def decrypt_stream(
+        self, key: str, version: str, reader: object
+    ) -> Generator[bytes, None, None]:
         """Plaintext chunks of one encrypted full copy, read from ``reader``."""
         from failover.segmentation import decrypt  # noqa: PLC0415 - optional
 
