@@ -89,6 +89,7 @@ def test_quorum_write_with_one_cloud_down_is_repaired(
     with _store(urls, tmp_path / "j.sqlite") as store:
         proxy.refuse()
         info = store.put("doc", b"written during the outage")
+        assert store.flush()  # the refused replica's attempts (and retries) are over
         pending = {n: h.pending_repairs for n, h in store.health().items()}
         assert pending == {"aws": 1, "azure": 0, "gcp": 0}
         proxy.pass_through()
@@ -105,6 +106,7 @@ def test_delete_missed_by_a_cloud_does_not_come_back(
         store.put("gone", b"x")
         proxy.refuse()
         store.delete("gone")
+        assert store.flush()
         proxy.pass_through()
         assert store.backends["aws"].get("gone").data == b"x"  # the cloud still has it
         assert not store.exists("gone")
@@ -268,6 +270,7 @@ def test_repair_throughput_after_an_outage(proxied_cloud, healthy_cloud, tmp_pat
         proxy.refuse()
         for i in range(count):
             store.put(f"bulk/{i:04d}", content_for(f"bulk/{i:04d}"))
+        assert store.flush()
         assert store.health()["aws"].pending_repairs == count
         proxy.pass_through()
         store._dispatch.breakers.reset("aws")
