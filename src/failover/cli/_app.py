@@ -68,7 +68,7 @@ def _global(
     ] = False,
 ) -> None:
     ctx.obj = CliOptions(backends=backends, verbose=verbose)
-    configure_logging(verbose)
+    ctx.call_on_close(configure_logging(verbose))
 
 
 @app.command(rich_help_panel="Rehearse")

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NoReturn
@@ -44,7 +44,7 @@ __all__ = [
 EXIT_OK = 0
 #: A check failed: a critical finding, a failed drill or demo invariant, a backend down.
 EXIT_FAILED = 1
-#: Bad usage or configuration (also what click uses for usage errors).
+#: Bad usage or configuration (also what typer uses for usage errors).
 EXIT_USAGE = 2
 #: Interrupted (Ctrl-C or SIGTERM), after cleaning up.
 EXIT_INTERRUPTED = 130
@@ -79,22 +79,27 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-_handler_lock = threading.Lock()
-_handler: logging.Handler | None = None
+def configure_logging(verbose: int) -> Callable[[], None]:
+    """Send the ``failover`` logger to standard error at a level set by ``-v``.
 
-
-def configure_logging(verbose: int) -> None:
-    """Send the ``failover`` logger to standard error at a level set by ``-v``."""
-    global _handler  # noqa: PLW0603 - one handler per process, replaced per invocation
+    Returns:
+        A function that restores the logger as it was (the command calls it when it
+        ends, so running commands in-process, as tests do, leaves logging unchanged).
+    """
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     log = logging.getLogger("failover")
-    with _handler_lock:
-        if _handler is not None:
-            log.removeHandler(_handler)
-        _handler = RichHandler(console=stderr(), show_path=False, show_time=verbose > 0)
-        log.addHandler(_handler)
-        log.setLevel(level)
-        log.propagate = False
+    handler = RichHandler(console=stderr(), show_path=False, show_time=verbose > 0)
+    saved = (log.level, log.propagate)
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+
+    def restore() -> None:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
+
+    return restore
 
 
 def _options(ctx: typer.Context) -> CliOptions:

@@ -91,7 +91,7 @@ def doctor_table(report: DoctorReport) -> Table:
         table.add_row(
             Text(finding.severity, _SEVERITY_STYLE[finding.severity]),
             Text.assemble((finding.code, "bold"), "\n", finding.message),
-            finding.fix,
+            Text(finding.fix),
         )
     return table
 

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
-import click
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -57,7 +56,7 @@ def put(
             if source == "-":
                 info = store.put(
                     key,
-                    click.get_binary_stream("stdin"),
+                    typer.get_binary_stream("stdin"),
                     content_type=content_type,
                     metadata=metadata,
                 )
@@ -94,7 +93,7 @@ def get(
                 raise typer.Exit(EXIT_FAILED) from None
             with reader:
                 if output is None:
-                    _copy(reader, click.get_binary_stream("stdout"))
+                    _copy(reader, typer.get_binary_stream("stdout"))
                 else:
                     with output.open("wb") as handle:
                         _copy(reader, handle)

@@ -36,6 +36,7 @@ from typing import Literal, Self
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -503,7 +504,7 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
     with DemoClouds(
         mode=options.clouds, down=options.down, timeout_seconds=options.timeout_seconds
     ) as clouds:
-        console.print(f"clouds: {clouds.description}")
+        console.print(f"clouds: {escape(clouds.description)}")
         return _Run(options, console, clouds, began).run()
 
 
@@ -628,13 +629,13 @@ class _Run:
             try:
                 consistent = store.reconcile(_PREFIX).consistent
             except FailoverError as exc:
-                say(f"[red]reconcile failed:[/] {exc}")
+                say(f"[red]reconcile failed:[/] {escape(str(exc))}")
                 consistent = False
             with self.stats.lock:
                 expected = dict(self.stats.expected)
             problems = _check_in_parallel(store, expected)
         for line in problems:
-            say(f"[red]✗[/] {line}")
+            say(f"[red]✗[/] {escape(line)}")
         opened, closed = measured.get("opened"), measured.get("closed")
         with self.stats.lock:
             errors, last_error = self.stats.errors, self.stats.last_error

@@ -330,7 +330,7 @@ def repair(
         table.add_column("pending before", justify="right")
         table.add_column("pending after", justify="right")
         for name, pending in before.items():
-            table.add_row(name, str(pending), str(after.get(name, 0)))
+            table.add_row(Text(name), str(pending), str(after.get(name, 0)))
         console.print(table)
         for backend, key, reason in report.failed:
             console.print(f"[red]✗[/] {escape(backend)}: {escape(key)}: {escape(reason)}")
@@ -436,7 +436,7 @@ def _print_reconcile(
     names = list(report.missing) or list(report.orphaned)
     for name in names:
         table.add_row(
-            name,
+            Text(name),
             *(
                 Text(str(len(g.get(name, ()))), "red" if g.get(name) else "")
                 for g in groups.values()

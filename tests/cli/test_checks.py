@@ -1,0 +1,154 @@
+"""``failover doctor`` and ``failover drill`` through the command line."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from failover.backends import from_url
+
+from .conftest import Invoke
+
+pytestmark = pytest.mark.integration
+
+#: Brisk policies so that each outage of the drill takes about a second.
+BRISK = {
+    "FAILOVER_TIMEOUT_SECONDS": "0.5",
+    "FAILOVER_DEADLINE_SECONDS": "5",
+    "FAILOVER_RETRY_ATTEMPTS": "1",
+    "FAILOVER_BREAKER_FAIL_MAX": "3",
+    "FAILOVER_BREAKER_RESET_SECONDS": "0.5",
+}
+
+
+# -- doctor -------------------------------------------------------------------------------
+
+
+def test_doctor_passes_three_emulated_clouds(failover_cli: Invoke, cloud_urls: list[str]) -> None:
+    result = failover_cli("doctor", env={"FAILOVER_BACKENDS": ",".join(cloud_urls)})
+    assert result.exit_code == 0, result.output
+    assert "no critical finding" in result.stdout
+    assert "custom-endpoint" in result.stdout  # emulators are on custom endpoints (info)
+    assert "critical" not in result.stdout.replace("no critical finding", "")
+
+
+def test_doctor_fails_a_single_backend(failover_cli: Invoke, cloud_urls: list[str]) -> None:
+    result = failover_cli("doctor", "--json", env={"FAILOVER_BACKENDS": cloud_urls[0]})
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert [f["code"] for f in report["findings"] if f["severity"] == "critical"] == [
+        "single-backend"
+    ]
+
+
+def test_doctor_fails_an_all_write_policy(failover_cli: Invoke, cloud_urls: list[str]) -> None:
+    env = {"FAILOVER_BACKENDS": ",".join(cloud_urls), "FAILOVER_WRITE_POLICY": "all"}
+    result = failover_cli("doctor", env=env)
+    assert result.exit_code == 1
+    assert "write-policy" in result.stdout
+    assert "1 critical finding(s)" in result.stdout
+
+
+def test_doctor_reports_an_unset_configuration(failover_cli: Invoke) -> None:
+    result = failover_cli("doctor", env={"FAILOVER_BACKENDS": None})
+    assert result.exit_code == 1
+    assert "config-invalid" in result.stdout
+    assert "FAILOVER_BACKENDS is not set" in result.stdout
+
+
+def test_doctor_does_not_hang_on_an_unreachable_endpoint(
+    failover_cli: Invoke, cloud_urls: list[str]
+) -> None:
+    # A blackholed endpoint: a TEST-NET-1 address nobody answers for (RFC 5737).
+    dead = "s3://lost?region=us-east-1&endpoint_url=http://192.0.2.1:9000&name=dead"
+    env = {"FAILOVER_BACKENDS": ",".join([dead, *cloud_urls[1:]])}
+    started = time.monotonic()
+    result = failover_cli("doctor", "--timeout", "1", "--json", env=env)
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    assert elapsed < 5
+    findings = json.loads(result.stdout)["findings"]
+    unreachable = [f for f in findings if f["code"] == "endpoint-unreachable"]
+    assert [f["backend"] for f in unreachable] == ["dead"]
+
+
+def test_doctor_without_probes_skips_the_network(failover_cli: Invoke) -> None:
+    dead = "s3://lost?region=us-east-1&endpoint_url=http://192.0.2.1:9000"
+    env = {"FAILOVER_BACKENDS": f"{dead},az://b,gs://c"}
+    result = failover_cli("doctor", "--no-probe", env=env)
+    assert result.exit_code == 0, result.output
+    assert "network checks skipped" in result.stdout
+
+
+# -- drill --------------------------------------------------------------------------------
+
+
+def _scratch_left(urls: list[str]) -> list[str]:
+    left = []
+    for url in urls:
+        backend = from_url(url)
+        try:
+            left += [o.key for o in backend.list("failover-drill/")]
+        finally:
+            backend.close()
+    return left
+
+
+def test_drill_takes_each_emulated_cloud_down_and_passes(
+    failover_cli: Invoke, cloud_urls: list[str]
+) -> None:
+    env = {**BRISK, "FAILOVER_BACKENDS": ",".join(cloud_urls)}
+    result = failover_cli("drill", "--objects", "3", "--outage", "error", env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("PASS") == 3
+    for name in ("aws", "azure", "gcp"):
+        assert f"{name}: down; reading and writing through the others" in result.stdout
+    assert "drill passed" in result.stdout
+    assert _scratch_left(cloud_urls) == []
+
+
+def test_drill_one_hanging_backend_as_json(failover_cli: Invoke, cloud_urls: list[str]) -> None:
+    env = {**BRISK, "FAILOVER_BACKENDS": ",".join(cloud_urls)}
+    result = failover_cli("drill", "--backend", "azure", "--objects", "4", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] is True
+    assert report["write_policy"] == "quorum"
+    [outcome] = report["results"]
+    assert outcome["backend"] == "azure"
+    assert outcome["outage"] == "hang"
+    # Four writes time out on azure (0.5 s each, in parallel); three open its breaker.
+    assert outcome["breaker_opened_after_seconds"] is not None
+    assert (outcome["reads"], outcome["read_errors"]) == (8, 0)
+    assert (outcome["writes"], outcome["write_errors"]) == (4, 0)
+    assert outcome["repaired"] == 4  # the writes azure missed
+    assert outcome["consistent"]
+    assert outcome["intact"]
+    assert outcome["cleaned"]
+    assert _scratch_left(cloud_urls) == []
+
+
+@pytest.mark.parametrize("policy", ["all", "quorum"])
+def test_drill_fails_when_writes_cannot_survive_a_loss(
+    failover_cli: Invoke, memory_urls: list[str], policy: str
+) -> None:
+    urls = memory_urls[:1] if policy == "quorum" else memory_urls
+    env = {**BRISK, "FAILOVER_BACKENDS": ",".join(urls), "FAILOVER_WRITE_POLICY": policy}
+    result = failover_cli(
+        "drill", "--objects", "3", "--outage", "error", "--backend", "aws", env=env
+    )
+    assert result.exit_code == 1
+    assert "FAIL" in result.stdout
+    assert "write failover-drill/" in result.stdout
+    assert "failed during the outage" in result.stdout
+    assert "drill failed" in result.stdout
+
+
+def test_drill_rejects_an_unknown_backend(failover_cli: Invoke, memory_urls: list[str]) -> None:
+    env = {"FAILOVER_BACKENDS": ",".join(memory_urls)}
+    result = failover_cli("drill", "--backend", "nowhere", env=env)
+    assert result.exit_code == 2
+    assert "unknown backend(s) nowhere" in result.output

@@ -1,0 +1,139 @@
+"""``failover demo``: the main job, with the real emulators and with directories."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from .conftest import Invoke, run_module
+
+EMULATORS = ("moto_server", "azurite_server", "fake_gcs_server")
+
+
+def _row(output: str, check: str) -> str:
+    """The summary row for ``check``: its result and verdict, spaces collapsed."""
+    for line in output.splitlines():
+        if line.startswith("│ " + check):
+            cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+            return " ".join(cells[1:])
+    raise AssertionError(f"no summary row {check!r} in:\n{output}")
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures(*EMULATORS)  # the demo starts its own; these prove they exist
+def test_demo_with_the_real_emulators_keeps_every_invariant(tmp_path: Path) -> None:
+    started = time.monotonic()
+    proc = run_module("demo", "--clouds", "emulators", env={"TMPDIR": str(tmp_path)})
+    elapsed = time.monotonic() - started
+    output = proc.stdout
+    assert proc.returncode == 0, output + proc.stderr
+    assert "clouds: real emulators: moto (S3) as aws" in output
+    assert "aws taken down: blackhole" in output
+    assert _row(output, "clouds") == "emulators"
+    assert _row(output, "objects written before the outage") == "300"
+    assert _row(output, "application-visible errors") == "0 PASS"
+    assert re.fullmatch(r"\d+\.\d\d s PASS", _row(output, "time until aws's breaker opened"))
+    assert re.fullmatch(r"[1-9]\d* \(0 pending\) PASS", _row(output, "repairs made"))
+    assert _row(output, "replicas identical") == "yes PASS"
+    assert "every invariant held" in output
+    assert elapsed < 60
+    assert list(tmp_path.iterdir()) == []  # its temporary directory is gone
+
+
+def test_demo_with_directories(failover_cli: Invoke) -> None:
+    result = failover_cli(
+        "demo",
+        "--clouds",
+        "local",
+        "--objects",
+        "40",
+        "--down",
+        "gcp",
+        "--outage-seconds",
+        "1",
+    )
+    output = result.stdout
+    assert result.exit_code == 0, output
+    assert "clouds: three local directories as aws, azure and gcp" in output
+    assert "gcp taken down: every call hangs" in output
+    assert _row(output, "application-visible errors") == "0 PASS"
+    assert _row(output, "replicas identical") == "yes PASS"
+    assert _row(output, "acknowledged writes on every replica").endswith("PASS")
+    assert "every invariant held" in output
+
+
+def test_demo_rejects_an_unknown_cloud(failover_cli: Invoke) -> None:
+    result = failover_cli("demo", "--down", "mars")
+    assert result.exit_code == 2
+    assert "--down must be one of aws, azure, gcp" in result.output
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _interrupt_after_the_outage_begins(
+    tmp_path: Path, sig: int, clouds: str
+) -> tuple[int, str, set[int]]:
+    """Start a demo, send ``sig`` once its cloud is down; return (exit code, output, children)."""
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "failover.cli",
+            "demo",
+            "--clouds",
+            clouds,
+            "--objects",
+            "10",
+            "--outage-seconds",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert demo.stdout is not None
+    children: set[int] = set()
+    try:
+        for line in demo.stdout:  # until the cloud is down: everything has started
+            children |= {c.pid for c in psutil.Process(demo.pid).children(recursive=True)}
+            if "taken down" in line:
+                break
+        demo.send_signal(sig)
+        rest = demo.stdout.read()
+        code = demo.wait(timeout=30)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    return code, rest, children
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures(*EMULATORS)
+def test_ctrl_c_stops_the_emulators_and_removes_the_files(tmp_path: Path) -> None:
+    code, rest, children = _interrupt_after_the_outage_begins(tmp_path, signal.SIGINT, "emulators")
+    assert len(children) >= 3  # moto, azurite and fake-gcs-server were running
+    assert code == 130, rest
+    assert "interrupted" in rest
+    assert [pid for pid in children if _alive(pid)] == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
+    code, rest, _ = _interrupt_after_the_outage_begins(tmp_path, signal.SIGTERM, "local")
+    assert code == 130, rest
+    assert "interrupted" in rest
+    assert list(tmp_path.iterdir()) == []
