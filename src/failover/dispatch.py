@@ -75,6 +75,7 @@ T = TypeVar("T")
 DEMOTE_BELOW = 0.2
 #: ... and recovered once it climbs back above this (hysteresis avoids flapping events).
 RECOVER_ABOVE = 0.5
+_DEMOTION_CHECK_EVERY = 16
 
 
 class Dispatcher:
@@ -135,6 +136,7 @@ class Dispatcher:
             for name in self._names
         }
         self._demoted: set[str] = set()
+        self._since_check: dict[str, int] = {}
         self._demoted_lock = threading.Lock()
 
     # -- configuration -----------------------------------------------------------------
@@ -265,7 +267,9 @@ class Dispatcher:
         )
 
     def _record(self, name: str, exc: BaseException | None, elapsed: float) -> None:
-        if exc is not None and is_transient(exc):
+        failed = exc is not None and is_transient(exc)
+        if failed:
+            assert exc is not None
             self.health.record_failure(name, elapsed)
             self.breakers.record_failure(name, exc)
         else:
@@ -273,7 +277,13 @@ class Dispatcher:
             self.health.record_success(name, elapsed)
             self.latencies.record(name, elapsed)
             self.breakers.record_success(name)
-        self._check_demotion(name)
+        # Scoring looks at every backend: do it on failures, while demoted, and on every
+        # 16th success (enough to notice a backend turning slow), not on every call.
+        with self._demoted_lock:
+            self._since_check[name] = count = self._since_check.get(name, 0) + 1
+            due = failed or name in self._demoted or count % _DEMOTION_CHECK_EVERY == 0
+        if due:
+            self._check_demotion(name)
 
     def _check_demotion(self, name: str) -> None:
         score = self.health.score(name)

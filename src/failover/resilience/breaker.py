@@ -386,6 +386,8 @@ class BreakerRegistry:
             state = entry.breaker.state.name
             if state == pybreaker.STATE_OPEN:
                 return
+            if state == pybreaker.STATE_CLOSED and entry.breaker.fail_counter == 0:
+                return  # the hot path: nothing to reset, so skip pybreaker's call()
             # CircuitBreakerError: another process opened it meanwhile; nothing to record.
             with contextlib.suppress(pybreaker.CircuitBreakerError):
                 entry.breaker.call(_succeed)
