@@ -155,6 +155,7 @@ def audit_env(
     *,
     probe: bool = True,
     probe_timeout_seconds: float = 5.0,
+    sensitive: bool = False,
 ) -> DoctorReport:
     """Audit the configuration in ``FAILOVER_*`` environment variables.
 
@@ -165,6 +166,8 @@ def audit_env(
         environ: the environment (default: ``os.environ``).
         probe: also check credentials and endpoints over the network.
         probe_timeout_seconds: the longest any backend's network check may take.
+        sensitive: the data must not be readable by any one provider (encryption off
+            is then critical).
     """
     try:
         settings = Settings.from_env(environ)
@@ -179,7 +182,9 @@ def audit_env(
                 ),
             )
         )
-    return audit(settings, probe=probe, probe_timeout_seconds=probe_timeout_seconds)
+    return audit(
+        settings, probe=probe, probe_timeout_seconds=probe_timeout_seconds, sensitive=sensitive
+    )
 
 
 def audit(
@@ -188,6 +193,7 @@ def audit(
     probe: bool = True,
     probe_timeout_seconds: float = 5.0,
     mounts_file: str = "/proc/mounts",
+    sensitive: bool = False,
 ) -> DoctorReport:
     """Look for single points of failure in ``settings`` (and the backends it names).
 
@@ -198,6 +204,8 @@ def audit(
         probe_timeout_seconds: the longest any backend's network check may take; the
             checks run in parallel.
         mounts_file: the mount table used to tell which filesystem holds the journal.
+        sensitive: the data must not be readable by any one provider: encryption off
+            is then a critical finding rather than a note.
 
     Returns:
         The findings, most severe first.
@@ -219,10 +227,56 @@ def audit(
         findings += _static_backend(url)
     if probe:
         findings += _probe_all(urls, sources, timeout_seconds=probe_timeout_seconds)
+    findings += _exposure(settings, len(urls), sensitive=sensitive)
     findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
     return DoctorReport(
         backends=tuple(u.name for u in urls), findings=tuple(findings), probed=probe
     )
+
+
+# -- exposure and cost: what one cloud's loss or breach means, at what storage price ----
+
+
+def _exposure(settings: Settings, count: int, *, sensitive: bool) -> list[Finding]:
+    if count == 0:
+        return []
+    encrypted = settings.encryption_key is not None
+    if settings.redundancy == "erasure":
+        k = settings.erasure_k
+        overhead, survives = count / k, count - k
+        layout = f"erasure-coded {k}-of-{count}"
+        exposed = (
+            "nothing readable (encrypted shares)"
+            if encrypted
+            else "part of every object in the clear (erasure shares are not encryption)"
+        )
+    else:
+        overhead, survives = float(count), count - 1
+        layout = f"{count} full replicas"
+        exposed = "nothing readable (encrypted)" if encrypted else "every object, readable"
+    findings = [
+        Finding(
+            "storage-overhead",
+            "info",
+            f"{layout}: stores {overhead:.2f}x the data written; reads survive losing "
+            f"{survives} backend(s); a breach of one cloud reveals {exposed}",
+            f"{ENV_PREFIX}REDUNDANCY=erasure stores n/k instead of n copies"
+            if settings.redundancy != "erasure"
+            else "no change needed",
+        )
+    ]
+    if not encrypted:
+        findings.append(
+            Finding(
+                "unencrypted",
+                "critical" if sensitive else "info",
+                "client-side encryption is off: each provider (and anyone who breaches one) "
+                "can read the objects it stores",
+                f"set {ENV_PREFIX}ENCRYPTION_KEY (a base64 256-bit key, kept outside the "
+                "clouds it protects) and install failover[segmentation]",
+            )
+        )
+    return findings
 
 
 # -- topology: how many failure domains, and does a write survive losing one? ---------

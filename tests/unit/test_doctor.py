@@ -16,8 +16,15 @@ from failover.doctor import DoctorReport, audit, audit_env, find_mount
 CLOUDS = ["s3://a?region=us-east-1", "az://b", "gs://c"]
 
 
+EXPOSURE_NOTES = {"storage-overhead", "unencrypted"}  # info notes every plain config gets
+
+
 def codes(report: DoctorReport, severity: str | None = None) -> list[str]:
-    return [f.code for f in report.findings if severity is None or f.severity == severity]
+    return [
+        f.code
+        for f in report.findings
+        if (severity is None or f.severity == severity) and f.code not in EXPOSURE_NOTES
+    ]
 
 
 @pytest.fixture
@@ -323,3 +330,43 @@ def test_the_report_serialises_to_json(journal: str) -> None:
     assert data["backends"] == ["s3:only"]
     assert data["findings"][0]["code"] == "single-backend"
     assert data["findings"][0]["severity"] == "critical"
+
+
+# -- exposure and storage cost -------------------------------------------------------------
+
+
+def _finding(report: DoctorReport, code: str):
+    (finding,) = [f for f in report.findings if f.code == code]
+    return finding
+
+
+def test_replicas_report_overhead_and_what_a_breach_reveals(journal: str) -> None:
+    report = offline(CLOUDS, journal)
+    overhead = _finding(report, "storage-overhead")
+    assert "3 full replicas" in overhead.message
+    assert "3.00x" in overhead.message
+    assert "survive losing 2" in overhead.message
+    assert "every object, readable" in overhead.message
+    assert _finding(report, "unencrypted").severity == "info"
+
+
+def test_sensitive_data_without_encryption_is_critical(journal: str) -> None:
+    report = audit(Settings.from_urls(CLOUDS, journal=journal), probe=False, sensitive=True)
+    assert _finding(report, "unencrypted").severity == "critical"
+    assert not report.ok
+
+
+def test_encrypted_erasure_coding_reports_its_cost_and_reveals_nothing(journal: str) -> None:
+    from failover.segmentation import generate_master_key
+
+    settings = Settings.from_urls(
+        CLOUDS, journal=journal, redundancy="erasure", encryption_key=generate_master_key()
+    )
+    report = audit(settings, probe=False, sensitive=True)
+    overhead = _finding(report, "storage-overhead")
+    assert "erasure-coded 2-of-3" in overhead.message
+    assert "1.50x" in overhead.message
+    assert "survive losing 1" in overhead.message
+    assert "nothing readable" in overhead.message
+    assert "unencrypted" not in [f.code for f in report.findings]
+    assert report.ok

@@ -48,18 +48,28 @@ def doctor(
         float,
         typer.Option("--timeout", min=0.1, help="Longest wait for any one backend, seconds."),
     ] = 5.0,
+    sensitive: Annotated[
+        bool,
+        typer.Option("--sensitive", help="The data must not be readable by any one provider."),
+    ] = False,
 ) -> None:
     """Audit the configuration for single points of failure.
 
     Looks for: one backend only; every backend on one provider or in one region; a
     write policy that cannot survive losing one backend; a repair journal that is not
     writable or lives on a temporary filesystem; missing or rejected credentials; an
-    endpoint that does not answer. Each finding says how to fix it. Exits 1 if any
-    finding is critical.
+    endpoint that does not answer; encryption off (critical with --sensitive). It also
+    reports the storage overhead and what losing or breaching one cloud means. Each
+    finding says how to fix it. Exits 1 if any finding is critical.
     """
     with handle_errors():
         # A configuration that does not parse is reported as a finding, not an error.
-        report = audit_env(cli_environ(ctx), probe=probe, probe_timeout_seconds=timeout_seconds)
+        report = audit_env(
+            cli_environ(ctx),
+            probe=probe,
+            probe_timeout_seconds=timeout_seconds,
+            sensitive=sensitive,
+        )
     if json_output:
         print_json(report.to_dict())
     else:
