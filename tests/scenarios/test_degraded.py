@@ -46,6 +46,7 @@ def test_throttling_is_retried_with_backoff_within_the_budget(
         rng=random.Random(7),
     ) as store:
         store.put("hot", b"v")
+        assert store.flush()  # every replica stored it: none is distrusted for reads
         assert store.get("hot") == b"v"
         # One read: 3 attempts on the throttled backend (2 backoff retries), then failover.
         assert throttled.calls["get"] == 3
@@ -89,6 +90,7 @@ def test_slow_backend_gets_few_health_routed_reads(
     with Storage(counted, settings=settings, rng=random.Random(3)) as store:
         for i in range(10):
             store.put(f"lat/{i}", b"x" * 100)
+        assert store.flush()
         proxy.latency(0.150)
         for i in range(20):  # warm-up: the router learns the latencies
             store.get(f"lat/{i % 10}")
@@ -144,6 +146,7 @@ def test_hedged_reads_cut_the_tail_of_a_stalling_backend(healthy_cloud) -> None:
     with healthy_store:
         for key in keys:
             healthy_store.put(key, b"y" * 1000)
+        assert healthy_store.flush()
         calibration = _latencies(healthy_store, keys, 60)
         # Hedge after the healthy p95 ("The Tail at Scale"). The adaptive default (p95 of
         # the primary's own latencies) cannot be used here: 10 % of its calls stall, so
@@ -178,6 +181,7 @@ def test_corrupted_replica_is_served_from_another(healthy_cloud) -> None:
     urls = [healthy_cloud(kind, kind) for kind in ("s3", "azure", "gcs")]
     with Storage.from_urls(urls, read_policy="ordered") as store:
         info = store.put("precious", b"the real bytes")
+        assert store.flush()
         s3 = store.backends["s3"]
         meta = dict(s3.head("precious").metadata or {})
         assert meta[META_SHA256] == info.checksum
