@@ -73,6 +73,7 @@ def test_uploads_and_downloads_survive_losing_one_cloud(clouds) -> None:
         "reports/q4.txt",
     ]
 
+    assert store.flush()  # aws's own attempts at the write (retries included) are over
     faults["aws"].heal()
     # Replay the write aws missed; its repairs wait until its breaker admits a trial.
     repaired, pending = settle_repairs(store, timeout_seconds=10)
