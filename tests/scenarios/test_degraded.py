@@ -106,7 +106,8 @@ def test_slow_backend_gets_few_health_routed_reads(
         f"latency_ms={ {n: round(h.latency_ms, 1) for n, h in health.items()} }"
     )
     assert slow_share <= 0.10
-    assert health["slow"].latency_ms >= 150
+    # Its latency estimate stays the worst (the peak-EWMA decays between its few samples).
+    assert health["slow"].latency_ms > max(health["s3"].latency_ms, health["azure"].latency_ms)
     assert health["slow"].score < min(health["s3"].score, health["azure"].score)
 
 
