@@ -15,6 +15,8 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from failover import AllBackendsFailed
 from failover.errors import BackendUnavailable, PermissionDeniedError
@@ -22,9 +24,6 @@ from failover.invoke import Invoker
 from failover.invoke.testing import FunctionServer, Reply
 
 pytestmark = pytest.mark.integration
-
-rsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")
-serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
 
 
 def _b64(data: bytes) -> str:

@@ -40,7 +40,6 @@ from failover.types import RepairReport
 __all__ = ["InFlight", "RepairWorker", "Repairer"]
 
 logger = logging.getLogger("failover.repair")
-_CHUNK = 1024 * 1024
 
 
 class InFlight:
@@ -204,7 +203,9 @@ class Repairer:
         intact = self._call(action.backend, "verify", key, lambda: bytes_match(target, key, info))
         if intact:
             return "repaired"
-        holders = self._holders(action, at_least=_version(info), exact=True)
+        holders, unanswered = self._holders(action, at_least=_version(info), exact=True)
+        if unanswered:
+            raise unanswered[0]  # nobody can tell which replicas are intact
         if len(holders) < self._layout.min_holders:
             return "pending"
         rebuild = functools.partial(
@@ -220,40 +221,35 @@ class Repairer:
 
     def _holders(
         self, action: JournalAction, *, at_least: str, exact: bool = False
-    ) -> dict[str, StoredObject]:
+    ) -> tuple[dict[str, StoredObject], list[BaseException]]:
         """Other replicas holding ``at_least`` (or newer, unless ``exact``).
 
-        Raises if one could not answer (then nobody can tell what is missing).
+        Returns:
+            The holders, and the errors of the replicas that could not answer.
         """
         holders: dict[str, StoredObject] = {}
+        unanswered: list[BaseException] = []
         for name in self._backends:
             if name == action.backend:
                 continue
-            info = self._head(name, action.key)
+            try:
+                info = self._head(name, action.key)
+            except (FailoverError, OSError) as exc:
+                unanswered.append(exc)
+                continue
             if info is None:
                 continue
             version = _version(info)
             if version == at_least or (not exact and version > at_least):
                 holders[name] = info
-        return holders
+        return holders, unanswered
 
     def _repair_put(self, action: JournalAction) -> str:
         key = action.key
         target_info = self._head(action.backend, key)
         if target_info is not None and _version(target_info) >= action.version:
             return "repaired"  # already there (the original write landed after all)
-        unanswered = False
-        holders: dict[str, StoredObject] = {}
-        for name in self._backends:
-            if name == action.backend:
-                continue
-            try:
-                info = self._head(name, key)
-            except (FailoverError, OSError):
-                unanswered = True
-                continue
-            if info is not None and _version(info) >= action.version:
-                holders[name] = info
+        holders, unanswered = self._holders(action, at_least=action.version)
         if not holders:
             age = time.time() - action.created
             if unanswered or age < self._grace_seconds:
