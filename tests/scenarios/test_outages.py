@@ -99,6 +99,8 @@ def test_deadline_bounds_a_call_when_every_backend_hangs(proxied_cloud: ProxiedF
         [url for url, _ in pairs], timeout_seconds=30, deadline_seconds=2, read_policy="ordered"
     ) as store:
         store.put("k", b"v")
+        # Every replica holds "k" before the outage (no pending repair reorders the read).
+        assert store.flush()
         for _, proxy in pairs:
             proxy.blackhole()
         started = time.monotonic()
@@ -125,6 +127,8 @@ def test_hedged_deadline_tries_every_backend_before_giving_up(
         hedge_delay_ms=100,
     ) as store:
         store.put("k", b"v")
+        # Every replica holds "k" before the outage (no pending repair reorders the read).
+        assert store.flush()
         for _, proxy in pairs:
             proxy.blackhole()
         started = time.monotonic()
