@@ -52,7 +52,7 @@ from failover.replication.layout import (
 from failover.replication.reconcile import Reconciler
 from failover.replication.repair import InFlight, Repairer, RepairWorker
 from failover.replication.version import HybridClock
-from failover.replication.writer import delete_if_older, write_if_newer
+from failover.replication.writer import RecentKeys, delete_if_older, write_if_newer
 from failover.resilience import Clock
 from failover.types import BackendHealth, ObjectInfo, ReconcileReport, RepairReport
 
@@ -118,6 +118,7 @@ class Storage:
         self._closed = False
         self._lock = threading.Lock()
         self._in_flight = InFlight()
+        self._recent_keys = RecentKeys()
         self._layout = _layout_for(settings, names)
         # One replica has nothing to repair from: no journal, no conditional writes.
         self._replicated = len(backends) > 1
@@ -371,6 +372,7 @@ class Storage:
             stored_metadata = dict.fromkeys(self._backends, plain)
             cleanup = payload.close
         content_sha256, size = payload.sha256, payload.size
+        known = key in self._recent_keys
 
         def write(backend: Backend) -> StoredObject:
             if not self._replicated:
@@ -387,7 +389,9 @@ class Storage:
                 content_type=content_type,
                 metadata=stored_metadata[backend.name],
                 version=version,
+                exists=known,
             )
+            self._recent_keys.add(key)
             if outcome.superseded:
                 self._clock.observe(_meta(outcome.stored, META_VERSION))
             return outcome.stored
@@ -456,6 +460,8 @@ class Storage:
         validate_key(key)
 
         version = self._clock.now()
+
+        self._recent_keys.discard(key)
 
         def remove(backend: Backend) -> None:
             if self._replicated:

@@ -187,8 +187,15 @@ class Dispatcher:
         deadline: Deadline,
         *,
         ignore_breaker: bool = False,
+        retry: bool = True,
     ) -> cf.Future[T]:
-        """Start ``fn`` (with retries) on ``name``'s workers; return its future."""
+        """Start ``fn`` on ``name``'s workers; return its future.
+
+        ``retry=False`` does not retry a *timeout* on this backend: the caller has
+        another backend to fail over to, and a second timeout on a backend that just
+        used up one would only double the wait. Other transient errors (refused
+        connections, 5xx, throttling) fail fast and are retried as usual.
+        """
         return self._executors[name].submit(
             self._run,
             name,
@@ -197,6 +204,7 @@ class Dispatcher:
             key=key,
             deadline=deadline,
             ignore_breaker=ignore_breaker,
+            retry=retry,
         )
 
     def call(
@@ -236,6 +244,7 @@ class Dispatcher:
         key: str,
         deadline: Deadline,
         ignore_breaker: bool,
+        retry: bool = True,
     ) -> T:
         def attempt() -> T:
             if not ignore_breaker and not self.breakers.allow(name):
@@ -263,6 +272,7 @@ class Dispatcher:
             clock=self._clock,
             rng=self._rng,
             on_retry=on_retry,
+            is_retryable=is_transient if retry else _transient_but_not_timeout,
             deposit=False,  # deposited once per public call, in first() and fan_out()
         )
 
@@ -517,12 +527,13 @@ class _Race(Generic[T]):
                 if not pending or (hedge and queue and self._hedge_due(pending)):
                     if self.deadline.expired:
                         break
-                    self._launch(queue.pop(0), pending, hedging=bool(pending))
+                    name = queue.pop(0)
+                    self._launch(name, pending, hedging=bool(pending), last=not queue)
                     continue
                 timeout = self.deadline.remaining()
                 if hedge and queue:
                     timeout = min(timeout, self._hedge_delay(pending))
-                done, _ = cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+                done = _first_done(pending, timeout)
                 if not done:
                     if self.deadline.expired:
                         break
@@ -541,7 +552,9 @@ class _Race(Generic[T]):
                 )
         return None
 
-    def _launch(self, name: str, pending: dict[cf.Future[T], str], *, hedging: bool) -> None:
+    def _launch(
+        self, name: str, pending: dict[cf.Future[T], str], *, hedging: bool, last: bool
+    ) -> None:
         if hedging:
             primary = next(iter(pending.values()))
             self.d.emit(
@@ -554,6 +567,11 @@ class _Race(Generic[T]):
             (lambda: self.fn(name)),
             self.deadline,
             ignore_breaker=self.ignore_breaker,
+            # While another backend is left to ask, a timeout fails over at once (the
+            # next replica is the retry, as with Envoy's previous-hosts predicate)
+            # instead of costing a second timeout on the same sick backend; only the
+            # last one left retries a timeout in place.
+            retry=last,
         )
         self.started[future] = self.d.clock.monotonic()
         pending[future] = name
@@ -610,6 +628,29 @@ class _Race(Generic[T]):
                 discard(future.result())
 
         return done
+
+
+def _transient_but_not_timeout(exc: BaseException) -> bool:
+    return is_transient(exc) and not isinstance(exc, BackendTimeout)
+
+
+def _first_done(pending: Collection[cf.Future[T]], timeout: float) -> set[cf.Future[T]]:
+    """``cf.wait(..., FIRST_COMPLETED)``, without its waiter set-up for a lone future.
+
+    A read without hedging always waits on exactly one future; waiting on the future's
+    own condition halves the cost of the hand-back from the worker thread.
+    """
+    if len(pending) != 1:
+        done, _ = cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return done
+    (future,) = pending
+    try:
+        future.exception(timeout=timeout)
+    except cf.CancelledError:
+        pass
+    except TimeoutError:
+        return set()
+    return {future}
 
 
 def _describe(exc: BaseException) -> str:

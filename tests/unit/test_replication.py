@@ -15,7 +15,7 @@ from failover.config import Settings
 from failover.payload import Payload
 from failover.replication.journal import RepairJournal
 from failover.replication.repair import InFlight, Repairer
-from failover.replication.writer import delete_if_older, write_if_newer
+from failover.replication.writer import RecentKeys, delete_if_older, write_if_newer
 from failover.testing import FaultyBackend
 
 from .test_storage import down, trio
@@ -95,6 +95,63 @@ def test_an_older_version_never_replaces_a_newer_one() -> None:
         )
     assert not outcome.superseded
     assert backend.get("k").data == b"newer"
+
+
+def test_an_overwrite_of_a_key_written_lately_looks_first() -> None:
+    backends, store = trio()
+    with store:
+        store.put("k", b"v1")
+        store.put("fresh", b"x")
+        assert store.flush()
+        for backend in backends:
+            backend.reset_counters()
+        store.put("k", b"v2")
+        assert store.flush()
+        # head + conditional put, not create-only put (refused) + head + put.
+        calls = [(b.calls.get("head", 0), b.calls.get("put", 0)) for b in backends]
+        assert calls == [(1, 1)] * 3
+        assert all(b.inner.get("k").data == b"v2" for b in backends)
+
+
+def test_a_stale_exists_hint_still_writes_the_key() -> None:
+    backends, store = trio()
+    with store:
+        store.put("k", b"v1")
+        assert store.flush()
+        for backend in backends:  # gone behind the writer's back
+            backend.inner.delete("k")
+        store.put("k", b"v2")
+        assert store.flush()
+        assert all(b.inner.get("k").data == b"v2" for b in backends)
+
+
+def test_a_deleted_key_is_created_with_one_request_again() -> None:
+    backends, store = trio()
+    with store:
+        store.put("k", b"v1")
+        store.delete("k")
+        assert store.flush()
+        for backend in backends:
+            backend.reset_counters()
+        store.put("k", b"v2")
+        assert store.flush()
+        assert [b.calls for b in backends] == [{"put": 1}] * 3
+
+
+def test_recent_keys_are_bounded_least_recent_first() -> None:
+    keys = RecentKeys(capacity=2)
+    keys.add("a")
+    keys.add("b")
+    keys.add("a")  # a is now the most recent
+    keys.add("c")
+    assert "a" in keys
+    assert "c" in keys
+    assert "b" not in keys
+    assert len(keys) == 2
+    keys.discard("a")
+    assert "a" not in keys
+    with pytest.raises(ValueError):
+        RecentKeys(capacity=0)
 
 
 def test_a_tombstone_never_deletes_a_newer_version() -> None:

@@ -216,6 +216,13 @@ def test_adaptive_hedge_delay_is_p95_of_the_primary() -> None:
     assert policy.delay_for(window, "az") == 5.0
 
 
+def test_adaptive_hedge_delay_is_capped_at_a_multiple_of_the_median() -> None:
+    # 10 % of reads stall for 500 ms: the p95 is a stall, the median is not.
+    samples = [0.005] * 90 + [0.5] * 10
+    assert HedgePolicy(min_samples=1).delay_seconds(samples) == pytest.approx(0.020)
+    assert HedgePolicy(min_samples=1, median_multiple=None).delay_seconds(samples) == 0.5
+
+
 def test_adaptive_hedge_delay_is_clamped() -> None:
     policy = HedgePolicy(min_delay_seconds=0.01, max_delay_seconds=0.5, min_samples=1)
     assert policy.delay_seconds([0.001] * 20) == 0.01
@@ -258,6 +265,8 @@ def test_nearest_rank() -> None:
         {"percentile": 0.0},
         {"min_delay_seconds": 2.0, "max_delay_seconds": 1.0},
         {"min_samples": 0},
+        {"median_multiple": 0.5},
+        {"median_multiple": float("nan")},
     ],
 )
 def test_hedge_policy_validation(kwargs: dict[str, float]) -> None:

@@ -21,7 +21,7 @@ from failover import (
 from failover.backends import MemoryBackend
 from failover.backends.base import META_SHA256, META_VERSION
 from failover.config import Settings
-from failover.errors import BackendUnavailable, PermissionDeniedError
+from failover.errors import BackendTimeout, BackendUnavailable, PermissionDeniedError
 from failover.payload import Payload
 from failover.testing.faults import FaultyBackend
 
@@ -135,6 +135,42 @@ def test_read_fails_over_on_transient_errors() -> None:
         with store.open("k") as reader:
             assert reader.read() == b"v"
         assert store.exists("k")
+
+
+def test_read_fails_over_on_a_timeout_without_retrying_that_backend() -> None:
+    backends, store = trio(retry_attempts=3, read_policy="ordered")
+    with store:
+        store.put("k", b"v")
+        assert store.flush()
+        backends[0].reset_counters()
+        backends[0].set(error_rate=1.0, error=BackendTimeout)
+        assert store.get("k") == b"v"
+        # One timed-out attempt on "a", then the next replica: no second timeout.
+        assert backends[0].calls["get"] == 1
+
+
+def test_read_retries_a_timeout_on_the_last_backend_left() -> None:
+    backends, store = trio(retry_attempts=3, read_policy="ordered")
+    with store:
+        store.put("k", b"v")
+        assert store.flush()
+        for backend in backends:
+            backend.reset_counters()
+            backend.set(error_rate=1.0, error=BackendTimeout)
+        with pytest.raises(AllBackendsFailed):
+            store.get("k")
+    assert [b.calls["get"] for b in backends] == [1, 1, 3]
+
+
+def test_read_retries_fast_transient_errors_before_failing_over() -> None:
+    backends, store = trio(retry_attempts=3, read_policy="ordered")
+    with store:
+        store.put("k", b"v")
+        assert store.flush()
+        backends[0].reset_counters()
+        down(backends[0])
+        assert store.get("k") == b"v"
+        assert backends[0].calls["get"] == 3
 
 
 def test_read_fails_over_on_permanent_backend_errors() -> None:

@@ -205,6 +205,22 @@ def call_with_retries(
 
     if budget is not None and deposit:
         budget.deposit()
+    # Fast path: most calls succeed at once, and building a ``Retrying`` costs more
+    # than the rest of the dispatch. The first attempt runs bare; only a retryable
+    # failure hands over to tenacity, which replays that failure as its own first
+    # attempt so that stop, wait, budget and ``on_retry`` see exactly the same history.
+    try:
+        return fn()
+    except BaseException as exc:  # re-raised below unless retryable
+        if policy.attempts < 2 or not is_retryable(exc):
+            raise
+        first_failure: list[BaseException] = [exc]
+
+    def replay_then_call() -> T:
+        if first_failure:
+            raise first_failure.pop()
+        return fn()
+
     retrying = tenacity.Retrying(
         stop=stop,
         wait=wait,
@@ -213,4 +229,4 @@ def call_with_retries(
         before_sleep=before_sleep,
         reraise=True,
     )
-    return retrying(fn)
+    return retrying(replay_then_call)

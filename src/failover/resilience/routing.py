@@ -325,10 +325,15 @@ class HedgePolicy:
     """When to send a hedged (second) read.
 
     With ``fixed_delay_seconds`` set, that delay is used as is. Otherwise the delay is
-    adaptive: the ``percentile`` of the first replica's recent latencies, clamped to
+    adaptive: the ``percentile`` of the first replica's recent latencies, but at most
+    ``median_multiple`` times their median, clamped to
     ``[min_delay_seconds, max_delay_seconds]``; with fewer than ``min_samples``
     latencies known it is ``max_delay_seconds`` (hedge late rather than double the load
     on a guess).
+
+    The median cap matters when a replica stalls often: once 5 % or more of its reads
+    stall, its p95 *is* a stall, and a p95 delay would wait out the very stalls that
+    hedging exists to cut. The median stays put, so ``4 x p50`` still fires early.
 
     Attributes:
         fixed_delay_seconds: fixed hedge delay, or ``None`` for adaptive
@@ -337,10 +342,13 @@ class HedgePolicy:
         min_delay_seconds: floor of the adaptive delay.
         max_delay_seconds: ceiling of the adaptive delay (and cold-start value).
         min_samples: latencies needed before the adaptive delay is trusted.
+        median_multiple: cap of the adaptive delay as a multiple of the median
+            latency (``None``: no cap).
     """
 
     fixed_delay_seconds: float | None = None
     percentile: float = 0.95
+    median_multiple: float | None = 4.0
     min_delay_seconds: float = 0.005
     max_delay_seconds: float = 1.0
     min_samples: int = 10
@@ -364,6 +372,9 @@ class HedgePolicy:
             )
         if self.min_samples < 1:
             raise ConfigError(f"hedge min_samples must be >= 1, got {self.min_samples}")
+        multiple = self.median_multiple
+        if multiple is not None and not (multiple >= 1.0 and math.isfinite(multiple)):
+            raise ConfigError(f"hedge median_multiple must be a number >= 1, got {multiple}")
 
     @property
     def adaptive(self) -> bool:
@@ -386,6 +397,10 @@ class HedgePolicy:
             return self.max_delay_seconds
         value = nearest_rank(latencies_seconds, self.percentile)
         assert value is not None  # min_samples >= 1
+        if self.median_multiple is not None:
+            median = nearest_rank(latencies_seconds, 0.5)
+            assert median is not None
+            value = min(value, self.median_multiple * median)
         return min(self.max_delay_seconds, max(self.min_delay_seconds, value))
 
     def delay_for(self, window: LatencyWindow, primary: str) -> float:
