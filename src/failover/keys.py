@@ -95,7 +95,9 @@ def validate_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
 
     Names are lower-case identifiers (``[a-z_][a-z0-9_]*``, at most 64 characters: Azure
     needs C# identifiers and S3 lower-cases names), not starting with ``failover_``;
-    values are printable ASCII (botocore rejects anything else); at most 2 KiB in all.
+    values are printable ASCII (botocore rejects anything else) without leading or
+    trailing blanks (HTTP trims them from header values, so S3 and GCS downloads would
+    return another value); at most 2 KiB in all.
 
     Returns:
         A plain dict copy.
@@ -123,6 +125,12 @@ def validate_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
             raise InvalidMetadataError(
                 f"metadata value for {name!r} must be printable ASCII text; "
                 "encode other text (e.g. percent-encoding) before storing it"
+            )
+        if value != value.strip(" "):
+            raise InvalidMetadataError(
+                f"metadata value for {name!r} starts or ends with a blank, which HTTP "
+                "headers drop (the value would not read back as written); strip or "
+                "encode it"
             )
         total += len(name) + len(value)
         clean[name] = value

@@ -6,6 +6,7 @@ loopback servers for the failures (refused connection, 5xx, a server that never 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -16,8 +17,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests  # type: ignore[import-untyped,unused-ignore]
 
 from failover.backends import gcs, parse_backend_url
 from failover.backends.base import StoredObject
@@ -70,6 +74,27 @@ def put_bytes(store: GCSBackend, key: str, data: bytes, **options: object) -> St
     options.setdefault("metadata", {})
     with Payload.from_bytes(data) as payload:
         return store.put(key, payload, **options)  # type: ignore[arg-type]
+
+
+def whole_seconds(info: StoredObject) -> StoredObject:
+    """``info`` as ``get`` reports it: its time comes from ``Last-Modified`` (seconds)."""
+    return dataclasses.replace(info, last_modified=info.last_modified.replace(microsecond=0))
+
+
+class RequestLog:
+    """Records every HTTP request a backend's session sends (a requests response hook)."""
+
+    def __init__(self, store: GCSBackend) -> None:
+        self.requests: list[tuple[str, str]] = []
+        store._session.hooks["response"].append(self._record)
+
+    def _record(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.requests.append((response.request.method or "", response.request.url or ""))
+
+    def take(self) -> list[tuple[str, str]]:
+        """The requests recorded since the last call."""
+        taken, self.requests = self.requests, []
+        return taken
 
 
 # -- launcher ------------------------------------------------------------------------
@@ -195,7 +220,7 @@ def test_round_trip(backend: GCSBackend) -> None:
     assert backend.head("docs/report.txt") == stored
     fetched = backend.get("docs/report.txt")
     assert fetched.data == b"hello world"
-    assert fetched.info == stored
+    assert fetched.info == whole_seconds(stored)
     with backend.open("docs/report.txt") as reader:
         assert reader.info == stored
         assert reader.read(5) == b"hello"
@@ -391,6 +416,165 @@ def test_open_refuses_to_mix_generations(
         put_bytes(backend, "moving", DATA.upper())
         with pytest.raises(PreconditionFailedError, match="replaced"):
             reader.read()
+
+
+# -- one-request reads ---------------------------------------------------------------
+
+LIBRARY_META = {"failover_version": "0000000000000001.000000.abc", "failover_sha256": "00" * 32}
+
+
+def is_media(request: tuple[str, str]) -> bool:
+    method, url = request
+    return method == "GET" and "/download/storage/v1/" in url and "alt=media" in url
+
+
+@pytest.mark.parametrize(
+    ("byte_range", "expected"),
+    [
+        (None, DATA),
+        ((0, None), DATA),
+        ((0, 16), DATA),
+        ((3, 7), DATA[3:7]),
+        ((10, None), DATA[10:]),
+        ((15, 100), DATA[15:]),
+    ],
+)
+def test_get_is_one_media_request_when_metadata_is_present(
+    backend: GCSBackend, byte_range: tuple[int, int | None] | None, expected: bytes
+) -> None:
+    stored = put_bytes(
+        backend, "one", DATA, content_type="text/plain", metadata={**LIBRARY_META, "team": "ops"}
+    )
+    log = RequestLog(backend)
+    fetched = backend.get("one", byte_range=byte_range)
+    requests_sent = log.take()
+    assert len(requests_sent) == 1, requests_sent
+    assert is_media(requests_sent[0])
+    assert fetched.data == expected
+    # Everything head reports, from the same response: the whole object's size, the
+    # content type, user and library metadata, the generation as etag.
+    assert fetched.info == whole_seconds(backend.head("one")) == whole_seconds(stored)
+    assert fetched.info.size == len(DATA)
+    assert fetched.info.content_type == "text/plain"
+    assert fetched.info.metadata == {**LIBRARY_META, "team": "ops"}
+    assert fetched.info.etag == stored.etag
+
+
+@pytest.mark.parametrize("metadata", [{}, {"team": "ops"}])
+def test_get_without_the_version_stamp_reads_the_metadata_of_that_generation(
+    backend: GCSBackend, metadata: dict[str, str]
+) -> None:
+    # An object another tool wrote: missing headers would look like missing metadata, so
+    # the metadata is read as well, pinned to the downloaded generation.
+    stored = put_bytes(backend, "bare", DATA, content_type="text/plain", metadata=metadata)
+    log = RequestLog(backend)
+    fetched = backend.get("bare", byte_range=(2, 5))
+    (_, media_url), (_, metadata_url) = log.take()
+    assert is_media(("GET", media_url))
+    assert "alt=media" not in metadata_url
+    assert parse_qs(urlsplit(metadata_url).query)["generation"] == [stored.etag]
+    assert fetched.data == DATA[2:5]
+    assert fetched.info == stored  # from the JSON resource: milliseconds kept
+
+
+def test_get_never_pairs_bytes_with_another_generations_metadata(
+    backend: GCSBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_bytes(backend, "racy", b"first", content_type="text/one")
+    read_metadata = backend._head
+    replaced: list[StoredObject] = []
+
+    def replace_then_read(key: str, *, generation: int | None = None) -> tuple[StoredObject, int]:
+        if not replaced:
+            # Another writer wins between the download and the metadata read.
+            replaced.append(put_bytes(backend, "racy", b"second", content_type="text/two"))
+        return read_metadata(key, generation=generation)
+
+    monkeypatch.setattr(backend, "_head", replace_then_read)
+    fetched = backend.get("racy")
+    assert fetched.data == b"second"
+    assert fetched.info == replaced[0]
+
+
+def test_get_of_a_replaced_object_fails_after_every_attempt(
+    backend: GCSBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_bytes(backend, "churn", b"v0")
+    read_metadata = backend._head
+
+    def replace_then_read(key: str, *, generation: int | None = None) -> tuple[StoredObject, int]:
+        put_bytes(backend, "churn", os.urandom(4))
+        return read_metadata(key, generation=generation)
+
+    monkeypatch.setattr(backend, "_head", replace_then_read)
+    with pytest.raises(PreconditionFailedError, match="replaced"):
+        backend.get("churn")
+
+
+@pytest.mark.parametrize(
+    ("byte_range", "requests_expected"),
+    [
+        ((5, 5), 1),  # empty slice: the metadata alone
+        ((7, 3), 1),
+        ((16, None), 2),  # 416, then the metadata
+        ((40, 50), 2),
+    ],
+)
+def test_empty_slices_need_no_download(
+    backend: GCSBackend, byte_range: tuple[int, int | None], requests_expected: int
+) -> None:
+    stored = put_bytes(backend, "edge", DATA, metadata=LIBRARY_META)
+    log = RequestLog(backend)
+    fetched = backend.get("edge", byte_range=byte_range)
+    assert fetched.data == b""
+    assert fetched.info == stored
+    assert len(log.take()) == requests_expected
+
+
+def test_non_ascii_metadata_round_trips_through_get(backend: GCSBackend) -> None:
+    # The facade only writes ASCII, but other tools may not; GCS sends such values as
+    # UTF-8 header bytes, which http.client hands over as ISO-8859-1 text.
+    metadata = {**LIBRARY_META, "note": "Grüße, 日本 €", "literal": "a%20b =?x?="}
+    stored = put_bytes(backend, "uni", b"x", metadata=metadata)
+    assert stored.metadata == metadata
+    assert backend.head("uni").metadata == metadata
+    log = RequestLog(backend)
+    fetched = backend.get("uni")
+    assert fetched.info.metadata == metadata
+    # The RFC 2047 look-alike is not guessed at: its generation's metadata is read.
+    assert len(log.take()) == 2
+    del metadata["literal"]
+    put_bytes(backend, "uni", b"x", metadata=metadata)
+    log.take()
+    assert backend.get("uni").info.metadata == metadata
+    assert len(log.take()) == 1
+
+
+def test_header_parsing_is_case_insensitive_and_strict() -> None:
+    headers = requests.structures.CaseInsensitiveDict(
+        {
+            "x-goog-META-Team": "ops",
+            "X-Goog-Meta-FAILOVER_VERSION": "7",
+            "content-type": "text/plain",
+            "LAST-MODIFIED": "Thu, 26 Nov 2026 23:46:35 GMT",
+        }
+    )
+    info = gcs._info_from_headers("k", headers, size=3, generation=42)
+    assert info is not None
+    assert info.metadata == {"team": "ops", "failover_version": "7"}
+    assert info.content_type == "text/plain"
+    assert info.etag == "42"
+    assert info.last_modified.tzinfo is not None
+    assert gcs._header_text("Gr\xc3\xbc\xc3\x9fe") == "Grüße"  # UTF-8 seen as ISO-8859-1
+    assert gcs._header_text("\xff\xfe") is None  # not UTF-8
+    assert gcs._header_text("=?utf-8?B?w6Q=?=") is None  # RFC 2047: left to the JSON
+    for broken in (
+        {"x-goog-meta-team": "ops", "Last-Modified": "Thu, 26 Nov 2026 23:46:35 GMT"},
+        {"x-goog-meta-failover_version": "7", "Last-Modified": "yesterday"},
+        {"x-goog-meta-failover_version": "7", "x-goog-meta-bad": "\xff"},
+    ):
+        headers = requests.structures.CaseInsensitiveDict(broken)
+        assert gcs._info_from_headers("k", headers, size=0, generation=1) is None
 
 
 # -- metadata and listing ------------------------------------------------------------

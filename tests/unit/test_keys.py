@@ -82,11 +82,12 @@ def test_invalid_prefixes(prefix: str) -> None:
 
 def test_metadata_rules() -> None:
     assert validate_metadata({"team": "ops", "_x1": ""}) == {"team": "ops", "_x1": ""}
+    assert validate_metadata({"note": "two words"}) == {"note": "two words"}
     assert validate_metadata(None) == {}
     for bad_name in ["Team", "1x", "with-dash", "a b", "x" * 65, "failover_version"]:
         with pytest.raises(InvalidMetadataError):
             validate_metadata({bad_name: "v"})
-    for bad_value in ["é", "line\nbreak", 3]:
+    for bad_value in ["é", "line\nbreak", 3, " leading", "trailing "]:
         with pytest.raises(InvalidMetadataError):
             validate_metadata({"ok": bad_value})  # type: ignore[dict-item]
     with pytest.raises(InvalidMetadataError, match="2048"):

@@ -11,6 +11,7 @@ from failover import AllBackendsFailed, IntegrityError, NotFoundError, Storage
 from failover.backends import MemoryBackend
 from failover.config import Settings
 from failover.errors import BackendUnavailable
+from failover.events import Event, HedgeFired
 from failover.payload import Payload
 from failover.segmentation import generate_master_key
 from failover.testing import FaultyBackend
@@ -202,3 +203,42 @@ def test_tampered_encrypted_copy_fails_over_to_another() -> None:
             )
         assert store.get("k") == b"confidential" * 100
         assert store.get("k", byte_range=(0, 12)) == b"confidential"
+
+
+def test_a_read_opens_k_shares_once_each() -> None:
+    backends, store = segmented(read_policy="ordered")
+    data = os.urandom(200_000)
+    with store:
+        store.put("k", data)
+        assert store.flush()
+        for backend in backends:
+            backend.reset_counters()
+        assert store.get("k") == data
+    opens = [b.calls.get("open", 0) for b in backends]
+    assert opens == [1, 1, 0]  # k = 2 shares, each opened once (header and data)
+
+
+def test_a_slow_share_is_hedged_by_the_next_one() -> None:
+    events: list[Event] = []
+    backends = [FaultyBackend(MemoryBackend(name)) for name in ("a", "b", "c")]
+    settings = Settings.from_urls(
+        ["a", "b", "c"],
+        redundancy="erasure",
+        encryption_key=KEY_A,
+        repair_interval_seconds=0,
+        read_policy="ordered",
+        hedge_delay_ms=50,
+        deadline_seconds=10,
+    )
+    store = Storage(backends, settings=settings, hooks=[events.append])
+    data = os.urandom(100_000)
+    with store:
+        store.put("k", data)
+        assert store.flush()
+        backends[0].set(hang=True, operations=frozenset({"open"}))
+        try:
+            assert store.get("k") == data
+        finally:
+            backends[0].heal()
+    hedges = [e for e in events if isinstance(e, HedgeFired)]
+    assert [(e.backend, e.hedge) for e in hedges] == [("a", "c")]

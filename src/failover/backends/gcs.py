@@ -16,20 +16,29 @@ The SDK has no client-wide timeout or retry switch, and its uploads retry by def
 every call here passes ``timeout=`` and ``retry=None`` so that one attempt is bounded and
 the policy layer alone decides retries. Every SDK exception is translated in
 :meth:`GCSBackend._map_errors`.
+
+``get`` is one ``alt=media`` GET: the response headers (``x-goog-generation``,
+``x-goog-meta-*``, ``Content-Type``, ``Content-Range``...) describe exactly the generation
+whose bytes came back, so it needs no separate metadata request.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 try:
     import google.auth
+    import google_crc32c
     import requests  # type: ignore[import-untyped,unused-ignore]
     import requests.adapters  # type: ignore[import-untyped,unused-ignore]
     import urllib3.exceptions
@@ -45,7 +54,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         name=exc.name,
     ) from exc
 
-from failover.backends.base import ByteRange, FetchedObject, StoredObject
+from failover.backends.base import META_VERSION, ByteRange, FetchedObject, StoredObject
 from failover.errors import (
     BackendError,
     BackendRequestError,
@@ -72,6 +81,7 @@ __all__ = ["GCSBackend", "GCSObjectReader"]
 _AnonymousCredentials: Any = AnonymousCredentials
 _AuthorizedSession: Any = AuthorizedSession
 _from_http_status: Any = api_exceptions.from_http_status
+_from_http_response: Any = api_exceptions.from_http_response
 
 #: Payloads up to this size go up in one multipart request; larger ones resumably.
 #: It is also the SDK's own switch-over point (``_MAX_MULTIPART_SIZE``).
@@ -85,6 +95,9 @@ READ_CHUNK_SIZE = CHUNK_SIZE
 EMULATOR_PROJECT = "test"
 #: How often ``get`` re-reads when the object is replaced between its metadata and bytes.
 _CONSISTENT_READ_ATTEMPTS = 3
+#: Response headers that carry an object's custom metadata, one per entry.
+_META_HEADER_PREFIX = "x-goog-meta-"
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 _CREDENTIALS_HELP = (
     "no usable Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service "
@@ -99,6 +112,23 @@ _SECRET_IN_TEXT = re.compile(
     r"=[^&\s'\"]+"
 )
 _MAX_DETAIL_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class _MediaAnswer:
+    """What one media GET returned.
+
+    Attributes:
+        data: the requested slice.
+        generation: the generation the bytes belong to (``x-goog-generation``); None if
+            the server did not say.
+        info: the object's description read from the response headers; None when they
+            cannot stand in for its metadata.
+    """
+
+    data: bytes
+    generation: int | None
+    info: StoredObject | None
 
 
 class GCSBackend:
@@ -156,7 +186,9 @@ class GCSBackend:
         anonymous = bool(emulator_host) or (
             self._endpoint is not None and urlsplit(self._endpoint).scheme == "http"
         )
-        self._client: Any = _make_client(
+        self._client: Any
+        self._session: Any
+        self._client, self._session = _make_client(
             project=project,
             endpoint=self._endpoint,
             anonymous=anonymous,
@@ -164,6 +196,12 @@ class GCSBackend:
             max_connections=max_connections,
         )
         self._bucket: Any = self._client.bucket(bucket)
+        # The JSON API's media URL on the configured endpoint (``Client.api_endpoint``
+        # also reflects mTLS and universe-domain choices), never the server's mediaLink.
+        self._media_url = (
+            f"{str(self._client.api_endpoint).rstrip('/')}/download/storage/v1/b/"
+            f"{quote(bucket, safe='')}/o/"
+        )
 
     @classmethod
     def from_url(
@@ -337,9 +375,15 @@ class GCSBackend:
         return info
 
     def get(self, key: str, *, byte_range: ByteRange | None = None) -> FetchedObject:
-        """Read an object (or ``data[start:stop]`` of it) into memory.
+        """Read an object (or ``data[start:stop]`` of it) into memory, in one request.
 
-        The metadata and the bytes always belong to the same generation.
+        One ``alt=media`` GET returns the bytes and, in its headers, the generation,
+        size, content type and custom metadata of exactly that generation, so metadata
+        and bytes always belong to the same revision. When the headers cannot stand in
+        for the metadata (no ``x-goog-meta-failover_version`` header, as for objects other
+        tools wrote, or a value that does not decode), the metadata of that same
+        generation is read as well: two requests. ``info.last_modified`` then has whole
+        seconds (``Last-Modified``); ``head`` reports milliseconds.
 
         Raises:
             ValueError: for a negative range bound.
@@ -348,18 +392,26 @@ class GCSBackend:
             PreconditionFailedError: the object was replaced during every read attempt.
         """
         _check_range(byte_range)
+        start, stop = byte_range or (0, None)
+        if stop is not None and stop <= start:
+            # An empty slice needs no bytes; the metadata alone answers it.
+            info, _ = self._head(key)
+            return FetchedObject(info=info, data=b"")
         for _ in range(_CONSISTENT_READ_ATTEMPTS):
-            info, generation = self._head(key)
-            start, stop = _clamp(byte_range, info.size)
-            if start >= stop:
-                return FetchedObject(info=info, data=b"")
-            try:
-                data = self._download(key, generation, start, stop, whole=stop - start == info.size)
-            except NotFoundError:
-                # That generation is gone: the object was replaced or deleted after the
-                # metadata was read. Read again rather than mix two revisions.
-                continue
-            return FetchedObject(info=info, data=data)
+            media = self._fetch_media(key, start=start, stop=stop)
+            if media is None or media.generation is None:
+                # 416: the range starts at or past the end (or the object is empty), and
+                # the answer carries no size; or a server that does not name the
+                # generation. Either way: metadata first, then that generation's bytes.
+                fetched = self._get_pinned(key, byte_range)
+            elif media.info is not None:
+                return FetchedObject(info=media.info, data=media.data)
+            else:
+                fetched = self._with_metadata(key, media)
+            if fetched is not None:
+                return fetched
+            # That generation is gone: the object was replaced or deleted between the two
+            # requests. Read again rather than mix two revisions.
         raise PreconditionFailedError(
             f"get {key!r}: the object was replaced during each of "
             f"{_CONSISTENT_READ_ATTEMPTS} reads",
@@ -408,32 +460,112 @@ class GCSBackend:
 
     # -- helpers --------------------------------------------------------------------
 
-    def _head(self, key: str) -> tuple[StoredObject, int]:
-        blob = self._bucket.blob(self._prefix + key)
+    def _head(self, key: str, *, generation: int | None = None) -> tuple[StoredObject, int]:
+        """Read an object's metadata (of ``generation``, else the live one): a JSON GET."""
+        blob = self._bucket.blob(self._prefix + key, generation=generation)
         with self._map_errors(key):
             blob.reload(timeout=self._timeout, retry=None)
         return self._stored(key, blob), int(blob.generation)
 
-    def _download(self, key: str, generation: int, start: int, stop: int, *, whole: bool) -> bytes:
-        """Fetch ``[start, stop)`` of one generation; NotFoundError once it is replaced.
+    def _get_pinned(self, key: str, byte_range: ByteRange | None) -> FetchedObject | None:
+        """Read the metadata, then the bytes of that generation; None once it is replaced."""
+        info, generation = self._head(key)
+        start, stop = _clamp(byte_range, info.size)
+        if start >= stop:
+            return FetchedObject(info=info, data=b"")
+        try:
+            data = self._download(key, generation, start, stop)
+        except NotFoundError:
+            return None
+        return FetchedObject(info=info, data=data)
 
-        A fresh blob pinned with ``generation=`` builds its URL from the configured
-        endpoint: a reloaded blob would follow the server's ``mediaLink``, which
-        fake-gcs fills with its ``-external-url`` (possibly bypassing a proxy), and
-        fake-gcs ignores ``ifGenerationMatch`` on downloads but honours ``generation``.
+    def _with_metadata(self, key: str, media: _MediaAnswer) -> FetchedObject | None:
+        """Pair downloaded bytes with their generation's metadata; None once it is replaced."""
+        try:
+            info, _ = self._head(key, generation=media.generation)
+        except NotFoundError:
+            return None
+        return FetchedObject(info=info, data=media.data)
+
+    def _download(self, key: str, generation: int, start: int, stop: int) -> bytes:
+        """Fetch ``[start, stop)`` of one generation; NotFoundError once it is replaced."""
+        media = self._fetch_media(key, start=start, stop=stop, generation=generation)
+        return b"" if media is None else media.data
+
+    def _fetch_media(
+        self, key: str, *, start: int, stop: int | None, generation: int | None = None
+    ) -> _MediaAnswer | None:
+        """One ``alt=media`` GET of ``data[start:stop]`` (of ``generation``, else the live one).
+
+        The request goes through the client's own authorized session (the google-auth
+        ``AuthorizedSession`` built in :func:`_make_client`: same credentials, pool and
+        mTLS channel) rather than ``Blob.download_as_bytes``: the SDK's download keeps
+        the response to itself and copies only a few headers onto the blob, not the
+        custom metadata (``x-goog-meta-*``) nor the size. Public surface only: the
+        documented JSON API media URL built from ``Client.api_endpoint`` (never the
+        server's ``mediaLink``, which fake-gcs fills with its ``-external-url``,
+        possibly bypassing a proxy; fake-gcs also ignores ``ifGenerationMatch`` on
+        downloads but honours ``generation``), ``requests``, and google-api-core's
+        ``from_http_response`` for error answers, as the SDK itself maps them. No retries:
+        ``AuthorizedSession`` only repeats a request after refreshing an expired token.
+
+        Returns:
+            The answer, or None for HTTP 416 (the range starts at or past the end).
         """
-        blob = self._bucket.blob(self._prefix + key, generation=generation)
+        params = {"alt": "media"}
+        if generation is not None:
+            params["generation"] = str(generation)
+        # Like the SDK's raw download: accept gzip and do not decode, so the bytes are the
+        # stored bytes even for objects uploaded gzip-encoded by other tools.
+        headers = {"Accept-Encoding": "gzip"}
+        if start > 0 or stop is not None:
+            headers["Range"] = f"bytes={start}-{'' if stop is None else stop - 1}"
+        url = self._media_url + quote(self._prefix + key, safe="~")
         with self._map_errors(key):
-            data: bytes = blob.download_as_bytes(
-                # A whole-object read sends no Range, so the SDK verifies the crc32c.
-                start=None if whole else start,
-                end=None if whole else stop - 1,
-                # The stored bytes exactly, even for objects uploaded gzip-encoded by others.
-                raw_download=True,
-                timeout=self._timeout,
-                retry=None,
+            response = self._session.request(
+                "GET", url, params=params, headers=headers, stream=True, timeout=self._timeout
             )
-        return data
+            try:
+                if response.status_code == 416:
+                    return None
+                if response.status_code not in (200, 206):
+                    raise _from_http_response(response)
+                body: bytes = response.raw.read(decode_content=False)
+            finally:
+                response.close()
+            return self._media_answer(key, response, body, start=start, stop=stop)
+
+    def _media_answer(
+        self, key: str, response: Any, body: bytes, *, start: int, stop: int | None
+    ) -> _MediaAnswer:
+        """Slice, verify and describe one media response (see :meth:`_fetch_media`)."""
+        headers = response.headers  # case-insensitive
+        if response.status_code == 206:
+            match = _CONTENT_RANGE.fullmatch(headers.get("Content-Range", "").strip())
+            if match is None or int(match[1]) != start:
+                raise ServerError(
+                    f"GCS answered a range request for byte {start} with Content-Range "
+                    f"{headers.get('Content-Range')!r}",
+                    backend=self._name,
+                )
+            first, total = int(match[1]), int(match[3])
+            data = body if stop is None else body[: stop - start]
+        else:
+            # 200: the whole object (a server may ignore Range); slice it here.
+            first, total = 0, len(body)
+            data = body[start:stop]
+        stored = headers.get("x-goog-stored-content-length", "")
+        size = int(stored) if stored.isdigit() else total
+        if first == 0 and len(body) == size:
+            # The whole object came back: check it against the stored checksum (for a
+            # part there is nothing to compare with).
+            _verify_checksum(response, body)
+        raw_generation = headers.get("x-goog-generation", "")
+        generation = int(raw_generation) if raw_generation.isdigit() else None
+        info = None
+        if generation is not None:
+            info = _info_from_headers(key, headers, size=size, generation=generation)
+        return _MediaAnswer(data=data, generation=generation, info=info)
 
     def _stored(self, key: str, blob: storage.Blob) -> StoredObject:
         metadata: Mapping[str, str] = blob.metadata or {}
@@ -624,9 +756,8 @@ class GCSObjectReader:
         if self._pos >= self._stop:
             return b""
         end = min(self._pos + READ_CHUNK_SIZE, self._stop)
-        whole = self._pos == 0 and end == self._info.size
         try:
-            data = self._backend._download(self._key, self._generation, self._pos, end, whole=whole)
+            data = self._backend._download(self._key, self._generation, self._pos, end)
         except NotFoundError as exc:
             raise PreconditionFailedError(
                 f"read {self._key!r}: generation {self._generation} was replaced or deleted "
@@ -662,8 +793,12 @@ def _make_client(
     anonymous: bool,
     timeout_seconds: float,
     max_connections: int,
-) -> storage.Client:
-    """Build a storage client whose HTTP pool holds ``max_connections`` connections."""
+) -> tuple[storage.Client, Any]:
+    """Build a storage client whose HTTP pool holds ``max_connections`` connections.
+
+    Returns:
+        The client and its authorized session (``requests.Session`` subclass).
+    """
     if anonymous:
         credentials: Any = _AnonymousCredentials()
         project = project or EMULATOR_PROJECT
@@ -701,7 +836,7 @@ def _make_client(
     # bound, and a 403 for object-only roles; without a cache the SDK skips it.
     # (``DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA`` would do it process-wide.)
     client._bucket_metadata_cache = None
-    return client
+    return client, session
 
 
 def _map_api_error(exc: api_exceptions.GoogleAPICallError, name: str) -> BackendError:
@@ -733,6 +868,89 @@ def _as_api_error(exc: BaseException) -> api_exceptions.GoogleAPICallError | Non
             answer: api_exceptions.GoogleAPICallError = _from_http_status(status, _safe(exc))
             return answer
     return None
+
+
+def _info_from_headers(
+    key: str, headers: Mapping[str, str], *, size: int, generation: int
+) -> StoredObject | None:
+    """Describe an object from a media response's headers; None if they cannot.
+
+    GCS sends each custom metadata entry as an ``x-goog-meta-<name>`` header on
+    downloads (fake-gcs-server 1.54 does too). Missing headers look the same as an
+    object without metadata (a server that does not send them, a proxy that drops names
+    with ``_``), so the headers are trusted only when they carry the version stamp every
+    object the library writes has; otherwise, or when a value does not decode, this
+    returns None and the caller reads the JSON metadata instead. Header values lose
+    leading and trailing blanks (HTTP trims them), as S3 metadata does.
+    """
+    metadata: dict[str, str] = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower.startswith(_META_HEADER_PREFIX):
+            text = _header_text(value)
+            if text is None:
+                return None
+            metadata[lower[len(_META_HEADER_PREFIX) :]] = text
+    if META_VERSION not in metadata:
+        return None
+    try:
+        modified = parsedate_to_datetime(headers.get("Last-Modified", ""))
+    except (TypeError, ValueError):
+        return None
+    if modified.tzinfo is None:
+        modified = modified.replace(tzinfo=UTC)
+    return StoredObject(
+        key=key,
+        size=size,
+        content_type=headers.get("Content-Type", ""),
+        metadata=metadata,
+        # Whole seconds: the JSON resource (head, list) has milliseconds.
+        last_modified=modified,
+        etag=str(generation),
+    )
+
+
+def _header_text(value: str) -> str | None:
+    """A metadata header value as stored, or None when it cannot be trusted to be.
+
+    http.client decodes header bytes as ISO-8859-1; GCS and fake-gcs send non-ASCII
+    metadata values as raw UTF-8, so the bytes are recovered and decoded as UTF-8.
+    Anything else (bytes that are not UTF-8, an RFC 2047 ``=?charset?...?=`` word) is
+    left to the JSON metadata, which has no such ambiguity.
+    """
+    if value.isascii():
+        return None if "=?" in value and "?=" in value else value
+    try:
+        return value.encode("iso-8859-1").decode("utf-8")
+    except UnicodeError:
+        return None
+
+
+def _verify_checksum(response: Any, body: bytes) -> None:
+    """Compare a whole object's bytes with the ``x-goog-hash`` GCS sent with them.
+
+    Raises:
+        DataCorruption: the bytes do not match (mapped to a transient ServerError).
+    """
+    digests = dict(
+        part.strip().split("=", 1)
+        for part in response.headers.get("x-goog-hash", "").split(",")
+        if "=" in part
+    )
+    # crc32c as the SDK prefers it (composite objects have no md5), else md5.
+    if "crc32c" in digests:
+        method = "crc32c"
+        actual = base64.b64encode(google_crc32c.value(body).to_bytes(4, "big")).decode()
+    elif "md5" in digests:
+        method = "md5"
+        actual = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+    else:
+        return
+    if actual != digests[method]:
+        raise storage_exceptions.DataCorruption(
+            response,
+            f"the {method} of the downloaded bytes is {actual}, the server's {digests[method]}",
+        )
 
 
 def _safe(exc: BaseException) -> str:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Generator, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -252,13 +253,15 @@ class Layout:
             share_errors=(ShareError, OSError, FailoverError),
         )
         try:
-            header = decoder.header  # opens shares until k of one encoding agree
-            del header
-            version = self._version(infos, decoder)
+            # read() opens each share once, whole, and keeps it open for the data;
+            # asking for the header first would open every share twice.
             stream = decoder.read()
+            first = next(stream, None)  # shares opened until k of one encoding agree
+            version = self._version(infos, decoder)
+            plain: Iterator[bytes] = itertools.chain(() if first is None else (first,), stream)
             if self.keys is not None:
-                stream = decrypt(stream, keys=self.keys, object_key=key, version=version)
-            yield from stream
+                plain = decrypt(plain, keys=self.keys, object_key=key, version=version)
+            yield from plain
         finally:
             failed.update(decoder.failed)
             decoder.close()
