@@ -13,4 +13,6 @@ Scenarios (see ``docs/performance.md`` for the targets and the latest figures):
 * ``outage``: steady mixed load while one backend is blackholed, then healed.
 * ``hedging``: one backend stalls 5 % of reads: ``health`` vs ``hedged`` reads.
 * ``large_objects``: 256 MiB through failover (3 backends) vs the raw SDK: throughput, RSS.
+* ``erasure``: erasure 2-of-3 (with and without encryption) vs replicate: codec MB/s per
+  core, put/get latency on the emulators, storage overhead.
 """

@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="shrink every scenario (smoke run; all five in under 2 minutes)",
+        help="shrink every scenario (smoke run; all six in under 2 minutes)",
     )
     parser.add_argument(
         "--scenario",

@@ -15,7 +15,7 @@ class RunContext:
     """Options of one harness run.
 
     Attributes:
-        quick: shrink every scenario (smoke run, well under 2 minutes for all five).
+        quick: shrink every scenario (smoke run, well under 2 minutes for all six).
         repeats: independent repetitions of each measurement (min/median/max over them).
         out_dir: where results (JSON, Markdown, PNG) go.
         work_dir: scratch space (journals, spooled payloads) removed after the run.

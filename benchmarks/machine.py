@@ -94,6 +94,22 @@ def _git_commit(where: Path) -> str | None:
     return done.stdout.strip() or None
 
 
+def _git_dirty(where: Path) -> bool | None:
+    """Whether the measured source differs from its commit (None outside a checkout)."""
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return bool(done.stdout.strip()) if done.returncode == 0 else None
+
+
 def describe() -> dict[str, Any]:
     """The machine and software a run measured."""
     return {
@@ -108,4 +124,6 @@ def describe() -> dict[str, Any]:
         # The commit of the measured source tree (None outside a git checkout, e.g. a
         # snapshot made with `git archive`: then the docs name the commit).
         "git_commit": _git_commit(Path(_failover_source())),
+        # Uncommitted changes in the measured package: the commit alone does not name it.
+        "git_dirty": _git_dirty(Path(_failover_source())),
     }

@@ -17,7 +17,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the installed extras
     Figure = None
 
-__all__ = ["fanout", "hedging", "large_objects", "outage", "overhead"]
+__all__ = ["erasure", "fanout", "hedging", "large_objects", "outage", "overhead"]
 
 _COLORS = {"s3": "#d62728", "azure": "#1f77b4", "gcs": "#2ca02c"}
 
@@ -181,4 +181,59 @@ def large_objects(rows: Sequence[Mapping[str, Any]], path: Path, *, rss_limit: f
     right.set_ylabel("peak RSS growth (MiB)")
     right.set_title("Memory")
     right.legend()
+    return _save(fig, path)
+
+
+def erasure(
+    codec_rows: Sequence[Mapping[str, Any]],
+    latency_rows: Sequence[Mapping[str, Any]],
+    path: Path,
+) -> str | None:
+    """Codec MB/s per core, and each mode's p50 latency relative to replicate."""
+    if Figure is None:
+        return None
+    fig = Figure(figsize=(12, 4.5))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.2]})
+    figures = (("encode", "#1f77b4"), ("decode", "#2ca02c"), ("degraded", "#ff7f0e"))
+    width = 0.8 / len(figures)
+    for j, (figure, color) in enumerate(figures):
+        xs, values, low, high = [], [], [], []
+        for i, row in enumerate(codec_rows):
+            value = row[figure]["median"]
+            if math.isnan(value):
+                continue
+            xs.append(i + (j - 1) * width)
+            values.append(value)
+            low.append(value - row[figure]["min"])
+            high.append(row[figure]["max"] - value)
+        left.bar(xs, values, width, yerr=[low, high], color=color, capsize=2, label=figure)
+    labels = [r["codec"] for r in codec_rows]
+    left.set_xticks(range(len(codec_rows)), labels, fontsize=7, rotation=25, ha="right")
+    left.set_ylabel("MB/s of plaintext, one core")
+    left.set_title("Codec throughput (in memory, no I/O)")
+    left.legend(fontsize=8)
+    groups = list(dict.fromkeys((r["op"], r["size"]) for r in latency_rows))
+    modes = list(dict.fromkeys(r["mode"] for r in latency_rows))
+    colors = ("#7f7f7f", "#9467bd", "#17becf", "#d62728", "#bcbd22")
+    width = 0.8 / len(modes)
+    for j, mode in enumerate(modes):
+        rows = {(r["op"], r["size"]): r for r in latency_rows if r["mode"] == mode}
+        medians = [rows[g]["ratio_p50"]["median"] for g in groups]
+        low = [m - rows[g]["ratio_p50"]["min"] for m, g in zip(medians, groups, strict=True)]
+        high = [rows[g]["ratio_p50"]["max"] - m for m, g in zip(medians, groups, strict=True)]
+        xs = [i + (j - (len(modes) - 1) / 2) * width for i in range(len(groups))]
+        right.bar(
+            xs,
+            medians,
+            width,
+            yerr=[low, high],
+            color=colors[j % len(colors)],
+            capsize=2,
+            label=mode,
+        )
+    right.axhline(1.0, color="black", linewidth=0.8)
+    right.set_xticks(range(len(groups)), [f"{op} {size}" for op, size in groups])
+    right.set_ylabel("p50 / replicate p50")
+    right.set_title("Latency on the three emulators (write_policy all)")
+    right.legend(fontsize=7)
     return _save(fig, path)

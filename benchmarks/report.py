@@ -209,6 +209,8 @@ def _unit_fmt(unit: str) -> Callable[[float], str]:
         return lambda v: "n/a" if _missing(v) else f"{v:.2f} s"
     if unit == "MiB":
         return lambda v: "n/a" if _missing(v) else f"{v:.1f} MiB"
+    if unit == "MB/s":
+        return lambda v: "n/a" if _missing(v) else f"{v:.0f} MB/s"
     if unit == "%":
         return fmt_pct
     if unit == "count":
@@ -266,9 +268,9 @@ def write_summary(out_dir: Path, *, command: str) -> Path:
         machine = results[0]["machine"]
         versions = machine.get("versions", {})
         lines += [
-            f"Latest run: `{command}`. Machine: {machine_line(machine)}.",
-            f"Versions: {', '.join(f'{k} {v}' for k, v in versions.items())}; "
-            f"failover commit {machine.get('git_commit')}.",
+            f"Latest run: `{command}`. Machine and versions as of the {results[0]['scenario']} "
+            f"run (each scenario's own run is in the last table): {machine_line(machine)}.",
+            f"Versions: {', '.join(f'{k} {v}' for k, v in versions.items())}.",
             "",
             "| scenario | target | requirement | median (min-max) over runs | verdict |",
             "|---|---|---|---|---|",
@@ -284,8 +286,8 @@ def write_summary(out_dir: Path, *, command: str) -> Path:
             )
     lines += [
         "",
-        "| scenario | mode | started | took | load average at start / end |",
-        "|---|---|---|---|---|",
+        "| scenario | mode | started | took | failover commit | load average at start / end |",
+        "|---|---|---|---|---|---|",
     ]
     for data in results:
         machine = data["machine"]
@@ -293,11 +295,16 @@ def write_summary(out_dir: Path, *, command: str) -> Path:
         after = " ".join(str(x) for x in machine.get("load_average_after", []))
         lines.append(
             f"| {data['scenario']} | {data['mode']} | {data['started_at']} | "
-            f"{data['duration_seconds']:.0f} s | {load} / {after} |"
+            f"{data['duration_seconds']:.0f} s | {_commit(machine)} | {load} / {after} |"
         )
     path = out_dir / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _commit(machine: dict[str, Any]) -> str:
+    commit = machine.get("git_commit") or "unknown"
+    return f"{commit} + uncommitted changes" if machine.get("git_dirty") else str(commit)
 
 
 def _nan(value: Any) -> Any:
@@ -305,4 +312,4 @@ def _nan(value: Any) -> Any:
 
 
 #: The order scenarios are listed in (a full run's order).
-_SCENARIO_ORDER = ("overhead", "fanout", "outage", "hedging", "large_objects")
+_SCENARIO_ORDER = ("overhead", "fanout", "outage", "hedging", "large_objects", "erasure")

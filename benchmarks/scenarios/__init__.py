@@ -1,4 +1,4 @@
-"""The five scenarios of issue #7; each module has ``run(ctx) -> ScenarioResult``."""
+"""The scenarios: issue #7's five, then erasure; each has ``run(ctx) -> ScenarioResult``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ SCENARIOS = {
     "outage": "mixed load while one backend is blackholed, then healed",
     "hedging": "one backend stalls 5 % of reads: health vs hedged",
     "large_objects": "256 MiB through failover (3 backends) vs the raw SDK",
+    "erasure": "erasure 2-of-3 (+ encryption) vs replicate: codec MB/s per core, put/get latency",
 }
 
 
