@@ -222,7 +222,7 @@ def test_round_trip(backend: GCSBackend) -> None:
     assert fetched.data == b"hello world"
     assert fetched.info == whole_seconds(stored)
     with backend.open("docs/report.txt") as reader:
-        assert reader.info == stored
+        assert reader.info == whole_seconds(stored)  # from the first chunk's headers
         assert reader.read(5) == b"hello"
         assert reader.read() == b" world"
         assert reader.read() == b""
@@ -458,6 +458,37 @@ def test_get_is_one_media_request_when_metadata_is_present(
     assert fetched.info.content_type == "text/plain"
     assert fetched.info.metadata == {**LIBRARY_META, "team": "ops"}
     assert fetched.info.etag == stored.etag
+
+
+@pytest.mark.parametrize(
+    ("byte_range", "expected"),
+    [(None, DATA), ((3, None), DATA[3:]), ((2, 9), DATA[2:9])],
+)
+def test_open_fetches_the_first_chunk_with_its_metadata_in_one_request(
+    backend: GCSBackend, byte_range: tuple[int, int | None] | None, expected: bytes
+) -> None:
+    stored = put_bytes(backend, "one", DATA, content_type="text/plain", metadata=LIBRARY_META)
+    log = RequestLog(backend)
+    with backend.open("one", byte_range=byte_range) as reader:
+        assert reader.info == whole_seconds(stored)
+        assert reader.read() == expected
+        assert reader.read() == b""
+    requests_sent = log.take()
+    assert len(requests_sent) == 1, requests_sent
+    assert is_media(requests_sent[0])
+
+
+def test_open_of_an_object_without_the_version_stamp_reads_its_metadata_first(
+    backend: GCSBackend,
+) -> None:
+    stored = put_bytes(backend, "bare", DATA, content_type="text/plain", metadata={})
+    log = RequestLog(backend)
+    with backend.open("bare") as reader:
+        assert reader.info == stored  # the JSON resource: milliseconds kept
+        assert reader.read() == DATA
+    (_, media_url), (_, metadata_url) = log.take()  # the bytes are not fetched twice
+    assert is_media(("GET", media_url))
+    assert parse_qs(urlsplit(metadata_url).query)["generation"] == [stored.etag]
 
 
 @pytest.mark.parametrize("metadata", [{}, {"team": "ops"}])

@@ -422,7 +422,10 @@ class GCSBackend:
         """Open an object (or ``data[start:stop]`` of it) for streaming reads.
 
         The reader fetches ranged chunks of the generation current at open time, so
-        memory stays bounded and the bytes never mix two revisions.
+        memory stays bounded and the bytes never mix two revisions. Opening fetches the
+        first chunk with one media GET whose headers describe the object (as ``get``
+        does), so a read of up to :data:`READ_CHUNK_SIZE` bytes costs one request; when
+        the headers cannot stand in for the metadata, the metadata is read first.
 
         Raises:
             ValueError: for a negative range bound.
@@ -430,6 +433,30 @@ class GCSBackend:
             BucketNotFoundError: the bucket does not exist.
         """
         _check_range(byte_range)
+        start, stop = byte_range or (0, None)
+        if stop is None or stop > start:
+            first_stop = (
+                start + READ_CHUNK_SIZE if stop is None else min(stop, start + READ_CHUNK_SIZE)
+            )
+            media = self._fetch_media(key, start=start, stop=first_stop)
+            if media is not None and media.generation is not None:
+                # Headers that cannot stand in for the metadata: read that generation's.
+                fetched = (
+                    FetchedObject(info=media.info, data=media.data)
+                    if media.info is not None
+                    else self._with_metadata(key, media)
+                )
+                if fetched is not None:
+                    size = fetched.info.size
+                    return GCSObjectReader(
+                        self,
+                        key,
+                        info=fetched.info,
+                        generation=media.generation,
+                        start=start,
+                        stop=size if stop is None else min(stop, size),
+                        prefetched=fetched.data,
+                    )
         info, generation = self._head(key)
         start, stop = _clamp(byte_range, info.size)
         return GCSObjectReader(self, key, info=info, generation=generation, start=start, stop=stop)
@@ -703,17 +730,19 @@ class GCSObjectReader:
         generation: int,
         start: int,
         stop: int,
+        prefetched: bytes = b"",
     ) -> None:
         self._backend = backend
         self._key = key
         self._info = info
         self._generation = generation
-        self._pos = start
         self._stop = max(start, stop)
         # One fetched chunk and how far into it the caller has read: slicing from an
         # offset copies only what read() returns, not the rest of the chunk each time.
-        self._buffer = b""
+        # ``prefetched``: the bytes from ``start`` fetched at open time.
+        self._buffer = prefetched[: self._stop - start]
         self._offset = 0
+        self._pos = start + len(self._buffer)
         self._closed = False
 
     @property
