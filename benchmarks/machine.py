@@ -79,10 +79,11 @@ def _failover_source() -> str:
     return str(Path(origin).parent)
 
 
-def _git_commit(where: Path) -> str | None:
+def _git(where: Path, *args: str) -> str | None:
+    """Output of ``git args...`` run in ``where``; None outside a checkout or on failure."""
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", *args],
             cwd=where,
             capture_output=True,
             text=True,
@@ -91,23 +92,17 @@ def _git_commit(where: Path) -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout.strip() or None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _git_commit(where: Path) -> str | None:
+    return _git(where, "rev-parse", "--short", "HEAD") or None
 
 
 def _git_dirty(where: Path) -> bool | None:
     """Whether the measured source differs from its commit (None outside a checkout)."""
-    try:
-        done = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return bool(done.stdout.strip()) if done.returncode == 0 else None
+    status = _git(where, "status", "--porcelain", "--untracked-files=no", "--", ".")
+    return None if status is None else bool(status)
 
 
 def describe() -> dict[str, Any]:
