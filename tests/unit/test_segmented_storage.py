@@ -47,6 +47,7 @@ def test_round_trip_and_nothing_readable_on_any_backend(redundancy: str, size: i
     backends, store = segmented(redundancy=redundancy)
     with store:
         info = store.put("secret.bin", data, metadata={"team": "ops"})
+        assert store.flush()  # every backend's bytes are checked below
         assert info.checksum == hashlib.sha256(data).hexdigest()
         assert info.size == len(data)
         assert store.get("secret.bin") == data
@@ -72,6 +73,7 @@ def test_erasure_overhead_is_n_over_k() -> None:
     data = os.urandom(2_000_000)
     with store:
         store.put("big", data)
+        assert store.flush()  # every share written, not only the quorum's
     stored = sum(len(stored_bytes(b, "big")) for b in backends)
     assert 1.49 < stored / len(data) < 1.52
 

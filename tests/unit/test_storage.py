@@ -42,6 +42,7 @@ def test_put_replicates_to_every_backend_with_version_and_sha256() -> None:
     backends, store = trio()
     with store:
         info = store.put("r/q3.txt", b"hello", metadata={"team": "ops"})
+        assert store.flush()  # the quorum acknowledged; the third replica too now
     assert info.checksum == hashlib.sha256(b"hello").hexdigest()
     assert info.content_type == "text/plain"
     assert info.metadata == {"team": "ops"}
