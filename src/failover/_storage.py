@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import hashlib
 import heapq
@@ -29,14 +28,13 @@ from failover.errors import (
     AllBackendsFailed,
     BackendError,
     BackendSkipped,
-    BackendTimeout,
     ConfigError,
     FailoverError,
     IntegrityError,
     NotFoundError,
     is_transient,
 )
-from failover.events import EventHook, HedgeFired
+from failover.events import EventHook
 from failover.keys import (
     RESERVED_METADATA_PREFIX,
     validate_key,
@@ -55,7 +53,7 @@ from failover.replication.reconcile import Reconciler
 from failover.replication.repair import InFlight, Repairer, RepairWorker
 from failover.replication.version import HybridClock
 from failover.replication.writer import RecentKeys, delete_if_older, write_if_newer
-from failover.resilience import Clock, Deadline
+from failover.resilience import Clock
 from failover.types import BackendHealth, ObjectInfo, ReconcileReport, RepairReport
 
 __all__ = ["Storage", "StorageReader"]
@@ -285,14 +283,7 @@ class Storage:
 
         Returns ``(backend name, answer)``.
         """
-        demote: set[str] = set()
-        skip: dict[str, BaseException] = dict(exclude or {})
-        if self._journal is not None:
-            for name, action in self._journal.pending_for_key(key).items():
-                if action.op == "delete":
-                    skip[name] = NotFoundError(key, backend=name)
-                else:
-                    demote.add(name)
+        skip, demote = self._journal_hints(key, exclude or {})
         try:
             return self._dispatch.first(
                 operation,
@@ -650,20 +641,33 @@ class Storage:
 
         Shares that turn out corrupt are scheduled for repair.
         """
-        order, skipped = self._share_order(key, exclude)
+        skipped, demote = self._journal_hints(key, exclude)
         infos: dict[str, StoredObject] = {}
         failed: dict[str, BaseException] = {}
         deadline = self._dispatch.deadline()
-        self._dispatch.budget.deposit()  # one request, however many shares it reads
         assert self._layout.code is not None
-        prefetch = _SharePrefetch(self._dispatch, self._backends, key, deadline)
-        order = prefetch.run(order, self._layout.code.k)
+        # The k healthiest shares, opened in parallel (hedged when one is slow); the
+        # decoder reads headers and blocks from these streams and opens others itself
+        # only if one of them fails.
+        opened, errors, untried = self._dispatch.gather(
+            "open",
+            key,
+            lambda name: self._backends[name].open(key, byte_range=(0, None)),
+            need=self._layout.code.k,
+            is_miss=lambda exc: isinstance(exc, NotFoundError),
+            discard=_close_reader,
+            deadline=deadline,
+            demote=demote,
+            exclude=skipped,
+        )
+        readers = dict(opened)
+        order = [*readers, *untried]
 
         def opener(name: str) -> Callable[[int, int | None], ObjectReader]:
             backend = self._backends[name]
 
             def open_range(start: int, stop: int | None) -> ObjectReader:
-                reader = prefetch.take(name) if (start, stop) == (0, None) else None
+                reader = readers.pop(name, None) if (start, stop) == (0, None) else None
                 if reader is None:
                     reader = self._dispatch.call(
                         name,
@@ -677,19 +681,24 @@ class Storage:
 
             return open_range
 
+        def release_unused() -> None:
+            for reader in readers.values():
+                _close_reader(reader)
+            readers.clear()
+
         chunks = self._layout.decode(key, order, opener, infos, failed=failed)
         try:
             first = next(chunks, b"")
         except IntegrityError as exc:
-            prefetch.release()
-            errors = {**skipped, **failed}
+            release_unused()
+            everything = {**errors, **failed}
             self._schedule_corrupt(key, failed, infos)
-            if errors and all(isinstance(e, NotFoundError) for e in errors.values()):
+            if everything and all(isinstance(e, NotFoundError) for e in everything.values()):
                 raise NotFoundError(key) from exc
             raise AllBackendsFailed(
-                f"get {key!r}", {n: errors.get(n, exc) for n in self._backends}
+                f"get {key!r}", {n: everything.get(n, exc) for n in self._backends}
             ) from exc
-        prefetch.release()  # shares opened but not needed (a hedge that lost)
+        release_unused()
         self._schedule_corrupt(key, failed, infos)
         used = next(n for n in order if n in infos and n not in failed)
 
@@ -703,10 +712,10 @@ class Storage:
 
         return used, rest(), infos
 
-    def _share_order(
+    def _journal_hints(
         self, key: str, exclude: Mapping[str, BaseException]
-    ) -> tuple[list[str], dict[str, BaseException]]:
-        """Backends to read shares from, best first, and why the others are skipped."""
+    ) -> tuple[dict[str, BaseException], set[str]]:
+        """Replicas not to ask (a pending delete) and to ask last (a pending put)."""
         skipped = dict(exclude)
         demote: set[str] = set()
         if self._journal is not None:
@@ -715,19 +724,7 @@ class Storage:
                     skipped.setdefault(name, NotFoundError(key, backend=name))
                 else:
                     demote.add(name)
-        plan = self._dispatch.router.plan(
-            self._dispatch.names, available=self._dispatch.breakers.available
-        )
-        order = [
-            n for n in plan.order if n not in skipped and (plan.panic or n not in plan.excluded)
-        ]
-        order.sort(key=lambda n: n in demote)
-        for name in plan.excluded:
-            if not plan.panic:
-                skipped.setdefault(
-                    name, BackendSkipped(f"[{name}] not tried: circuit breaker open")
-                )
-        return order, skipped
+        return skipped, demote
 
     def _schedule_corrupt(
         self, key: str, failed: Mapping[str, BaseException], infos: Mapping[str, StoredObject]
@@ -1073,113 +1070,6 @@ def _cut(chunks: Iterator[bytes], start: int, stop: int) -> Iterator[bytes]:
         close = getattr(chunks, "close", None)
         if callable(close):
             close()
-
-
-class _SharePrefetch:
-    """Open the k shares of a read in parallel, hedging for another when one is slow.
-
-    :meth:`run` opens the first k shares of ``order`` at once (whole, from byte 0) and
-    waits until k are open. A share that fails is replaced by the next one in line; one
-    still opening after the hedge delay gets company from the next one too, so a slow
-    cloud costs at most the hedge delay. It returns the order in which the decoder
-    should use them: opened shares first, in the order they answered. :meth:`take` hands
-    an opened reader to the decoder; :meth:`release` closes the ones nobody took.
-    """
-
-    def __init__(
-        self,
-        dispatch: Dispatcher,
-        backends: Mapping[str, Backend],
-        key: str,
-        deadline: Deadline,
-    ) -> None:
-        self._dispatch = dispatch
-        self._backends = backends
-        self._key = key
-        self._deadline = deadline
-        self._futures: dict[str, cf.Future[ObjectReader]] = {}
-        self._started: dict[str, float] = {}
-
-    def run(self, order: Sequence[str], k: int) -> list[str]:
-        """Open shares until k are open (or none is left); return the order to use."""
-        queue = list(order)
-        pending: dict[cf.Future[ObjectReader], str] = {}
-        ready: list[str] = []
-        failures: list[str] = []
-        clock = self._dispatch.clock
-        while queue and len(pending) < k:
-            self._launch(queue.pop(0), pending)
-        while pending and len(ready) < k and not self._deadline.expired:
-            timeout = self._deadline.remaining()
-            if queue:
-                oldest = min(pending.values(), key=lambda n: self._started[n])
-                delay = self._dispatch.hedge_policy.delay_for(self._dispatch.latencies, oldest)
-                timeout = min(timeout, max(0.0, self._started[oldest] + delay - clock.monotonic()))
-            done, _ = cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-            if not done:
-                if queue and not self._deadline.expired:
-                    oldest = min(pending.values(), key=lambda n: self._started[n])
-                    hedge = queue.pop(0)
-                    self._dispatch.emit(
-                        HedgeFired(
-                            oldest,
-                            "open",
-                            self._key,
-                            hedge,
-                            clock.monotonic() - self._started[oldest],
-                        )
-                    )
-                    self._launch(hedge, pending)
-                continue
-            for future in done:
-                name = pending.pop(future)
-                if future.exception() is None:
-                    ready.append(name)
-                else:
-                    failures.append(name)
-                    if queue:
-                        self._launch(queue.pop(0), pending)
-        still_opening = [n for n in order if n in pending.values()]
-        return [*ready, *still_opening, *queue, *failures]
-
-    def _launch(self, name: str, pending: dict[cf.Future[ObjectReader], str]) -> None:
-        backend = self._backends[name]
-        key = self._key
-        future = self._dispatch.submit(
-            name, "open", key, lambda: backend.open(key, byte_range=(0, None)), self._deadline
-        )
-        self._futures[name] = future
-        self._started[name] = self._dispatch.clock.monotonic()
-        pending[future] = name
-
-    def take(self, name: str) -> ObjectReader | None:
-        """The opened reader of ``name``'s whole share (once), or None if not prefetched.
-
-        Raises:
-            BackendError: the share could not be opened (the decoder moves on).
-            BackendTimeout: it did not open within the deadline.
-        """
-        future = self._futures.pop(name, None)
-        if future is None:
-            return None
-        try:
-            return future.result(timeout=self._deadline.remaining())
-        except TimeoutError:
-            future.add_done_callback(_close_opened)
-            raise BackendTimeout(
-                "share not opened within the call's deadline", backend=name
-            ) from None
-
-    def release(self) -> None:
-        """Close every opened reader not taken (now, or when its open finishes)."""
-        futures, self._futures = self._futures, {}
-        for future in futures.values():
-            future.add_done_callback(_close_opened)
-
-
-def _close_opened(future: cf.Future[ObjectReader]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        _close_reader(future.result())
 
 
 class _ChunkReader:

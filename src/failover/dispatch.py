@@ -354,6 +354,90 @@ class Dispatcher:
             AllBackendsFailed: nobody answered acceptably; ``.errors`` has an entry for
                 every backend (its error, a miss, or why it was not tried).
         """
+        race, queue, errors = self._race(
+            operation,
+            key,
+            fn,
+            accept=accept,
+            is_miss=is_miss,
+            is_final=is_final,
+            discard=discard,
+            deadline=deadline,
+            demote=demote,
+            exclude=exclude,
+        )
+        use_hedging = self._settings.read_policy == "hedged" if hedged is None else hedged
+        winners = race.run(queue, errors, hedge=use_hedging, need=1)
+        if winners:
+            return winners[0]
+        raise AllBackendsFailed(
+            f"{operation} {key!r}", {n: errors[n] for n in self._names if n in errors}
+        )
+
+    def gather(
+        self,
+        operation: str,
+        key: str,
+        fn: Callable[[str], T],
+        *,
+        need: int,
+        is_miss: Callable[[BaseException], bool] = lambda _exc: False,
+        discard: Callable[[T], None] | None = None,
+        deadline: Deadline | None = None,
+        demote: Collection[str] = (),
+        exclude: Mapping[str, BaseException] | None = None,
+    ) -> tuple[list[tuple[str, T]], dict[str, BaseException], list[str]]:
+        """Ask ``need`` backends at once, in routing order, for the first ``need`` answers.
+
+        A backend that fails is replaced by the next in line, and one that has not
+        answered after the hedge delay gets company from the next one too (always
+        hedged: a k-of-n read is as slow as its slowest part). Answers that arrive after
+        ``need`` others are released with ``discard``.
+
+        Args:
+            operation: name for events and errors.
+            key: object key, for events and errors.
+            fn: the call, given the backend name.
+            need: how many answers are wanted.
+            is_miss: errors that are answers (NotFound), moved past without an event.
+            discard: releases an answer that is not used.
+            deadline: the call's deadline (default: ``deadline_seconds`` from now).
+            demote: backends to ask only after all the others.
+            exclude: backends not to ask at all, with the error to report for each.
+
+        Returns:
+            ``(answers, errors, untried)``: ``(backend, answer)`` pairs in the order they
+            came in (fewer than ``need`` if too few backends answered), each failed or
+            skipped backend's error, and the backends not asked, in routing order.
+        """
+        race, queue, errors = self._race(
+            operation,
+            key,
+            fn,
+            is_miss=is_miss,
+            discard=discard,
+            deadline=deadline,
+            demote=demote,
+            exclude=exclude,
+        )
+        winners = race.run(queue, errors, hedge=True, need=need)
+        return winners, errors, queue
+
+    def _race(
+        self,
+        operation: str,
+        key: str,
+        fn: Callable[[str], T],
+        *,
+        accept: Callable[[str, T], None] | None = None,
+        is_miss: Callable[[BaseException], bool] = lambda _exc: False,
+        is_final: Callable[[BaseException], bool] = lambda _exc: False,
+        discard: Callable[[T], None] | None = None,
+        deadline: Deadline | None,
+        demote: Collection[str],
+        exclude: Mapping[str, BaseException] | None,
+    ) -> tuple[_Race[T], list[str], dict[str, BaseException]]:
+        """Plan one read: the race, the backends to ask in order, and the skipped ones."""
         deadline = deadline or self.deadline()
         self.budget.deposit()
         plan = self.router.plan(self._names, available=self.breakers.available)
@@ -368,7 +452,6 @@ class Dispatcher:
         queue = [name for name in plan.order if name not in errors]
         if demote:
             queue.sort(key=lambda name: name in demote)  # stable: keeps routing order
-        use_hedging = self._settings.read_policy == "hedged" if hedged is None else hedged
         race = _Race(
             self,
             operation=operation,
@@ -381,12 +464,7 @@ class Dispatcher:
             deadline=deadline,
             ignore_breaker=plan.panic,
         )
-        result = race.run(queue, errors, hedge=use_hedging)
-        if result is not None:
-            return result
-        raise AllBackendsFailed(
-            f"{operation} {key!r}", {n: errors[n] for n in self._names if n in errors}
-        )
+        return race, queue, errors
 
     # -- writes: fan-out ---------------------------------------------------------------
 
@@ -518,17 +596,22 @@ class _Race(Generic[T]):
         self.started: dict[cf.Future[T], float] = {}
 
     def run(
-        self, queue: list[str], errors: dict[str, BaseException], *, hedge: bool
-    ) -> tuple[str, T] | None:
+        self, queue: list[str], errors: dict[str, BaseException], *, hedge: bool, need: int
+    ) -> list[tuple[str, T]]:
+        """Ask backends from ``queue`` until ``need`` answers are in; return them.
+
+        ``queue`` is consumed: what is left in it was not asked.
+        """
         pending: dict[cf.Future[T], str] = {}
-        won = False
+        winners: list[tuple[str, T]] = []
         try:
-            while queue or pending:
-                if not pending or (hedge and queue and self._hedge_due(pending)):
+            while (queue or pending) and len(winners) < need:
+                short = len(pending) + len(winners) < need
+                if queue and (short or (hedge and pending and self._hedge_due(pending))):
                     if self.deadline.expired:
                         break
                     name = queue.pop(0)
-                    self._launch(name, pending, hedging=bool(pending), last=not queue)
+                    self._launch(name, pending, hedging=not short, last=not queue)
                     continue
                 timeout = self.deadline.remaining()
                 if hedge and queue:
@@ -539,18 +622,20 @@ class _Race(Generic[T]):
                         break
                     continue  # the hedge delay passed: the loop launches the next
                 for future in done:
+                    if len(winners) >= need:
+                        break  # the rest stay pending: abandoned (and discarded) below
                     name = pending.pop(future)
                     outcome = self._settle(name, future, errors)
                     if outcome is not None:
-                        won = True
-                        return name, outcome
+                        winners.append((name, outcome))
         finally:
-            self._abandon(pending, errors, won=won)
-            for name in queue:
-                errors.setdefault(
-                    name, BackendSkipped(f"[{name}] not tried: the call's deadline was reached")
-                )
-        return None
+            self._abandon(pending, errors, won=len(winners) >= need)
+            if len(winners) < need:
+                for name in queue:
+                    errors.setdefault(
+                        name, BackendSkipped(f"[{name}] not tried: the call's deadline was reached")
+                    )
+        return winners
 
     def _launch(
         self, name: str, pending: dict[cf.Future[T], str], *, hedging: bool, last: bool
