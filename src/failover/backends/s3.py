@@ -29,18 +29,9 @@ try:
     import botocore.handlers
     import botocore.session
     from botocore.config import Config
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        ConnectTimeoutError,
-        CredentialRetrievalError,
-        HTTPClientError,
-        IncompleteReadError,
-        NoCredentialsError,
-        PartialCredentialsError,
-        ReadTimeoutError,
-    )
-    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from failover._botocore import transport_error
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "the S3 backend needs boto3: pip install 'failover[aws]'", name=exc.name
@@ -51,7 +42,6 @@ from failover.errors import (
     BackendError,
     BackendRequestError,
     BackendTimeout,
-    BackendUnavailable,
     BucketNotFoundError,
     ConfigError,
     IntegrityError,
@@ -101,11 +91,6 @@ _THROTTLE_CODES = frozenset(
         "RequestThrottled",
         "ServiceUnavailable",
     }
-)
-_CREDENTIALS_HELP = (
-    "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-    "(and AWS_SESSION_TOKEN for temporary credentials), or AWS_PROFILE, or run with an "
-    "IAM role (boto3 credential chain)"
 )
 
 
@@ -528,21 +513,10 @@ class S3Backend:
             yield
         except ClientError as exc:
             raise self._map_client_error(exc, key) from exc
-        except (ReadTimeoutError, ConnectTimeoutError) as exc:
-            raise BackendTimeout(f"S3 did not answer in time: {exc}", backend=self._name) from exc
-        except (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError) as exc:
-            raise PermissionDeniedError(
-                f"{_CREDENTIALS_HELP} ({type(exc).__name__})", backend=self._name
-            ) from exc
-        except (BotoConnectionError, HTTPClientError, IncompleteReadError) as exc:
-            # Refused, reset, closed mid-response, DNS or TLS failure, truncated body.
-            raise BackendUnavailable(
-                f"cannot reach S3: {type(exc).__name__}: {exc}", backend=self._name
-            ) from exc
         except BotoCoreError as exc:
             # Client-side validation (ParamValidationError: e.g. non-ASCII metadata) and
             # configuration errors: the same request can never succeed.
-            raise BackendRequestError(
+            raise transport_error(exc, service="S3", backend=self._name) or BackendRequestError(
                 f"S3 request rejected by botocore: {type(exc).__name__}: {exc}",
                 backend=self._name,
             ) from exc

@@ -40,19 +40,9 @@ try:
     import boto3
     import botocore.session
     from botocore.config import Config
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        ConnectTimeoutError,
-        CredentialRetrievalError,
-        HTTPClientError,
-        IncompleteReadError,
-        NoCredentialsError,
-        NoRegionError,
-        PartialCredentialsError,
-        ReadTimeoutError,
-    )
-    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+
+    from failover._botocore import transport_error
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "Lambda targets need boto3: pip install 'failover[aws]'", name=exc.name
@@ -97,10 +87,6 @@ _PERMISSION_CODES = frozenset(
         "ExpiredTokenException",
         "InvalidClientTokenId",
     }
-)
-_CREDENTIALS_HELP = (
-    "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
-    "AWS_PROFILE, or run with an IAM role (boto3 credential chain)"
 )
 
 
@@ -223,21 +209,9 @@ class LambdaTarget:
             yield
         except ClientError as exc:
             raise self._map_client_error(exc) from exc
-        except (ReadTimeoutError, ConnectTimeoutError) as exc:
-            raise BackendTimeout(
-                f"Lambda did not answer in time: {exc}", backend=self._name
-            ) from exc
-        except (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError) as exc:
-            raise PermissionDeniedError(
-                f"{_CREDENTIALS_HELP} ({type(exc).__name__})", backend=self._name
-            ) from exc
-        except (BotoConnectionError, HTTPClientError, IncompleteReadError) as exc:
-            raise BackendUnavailable(
-                f"cannot reach Lambda: {type(exc).__name__}: {exc}", backend=self._name
-            ) from exc
         except BotoCoreError as exc:
             # Client-side validation (ParamValidationError): no target can accept it.
-            raise RequestRejected(
+            raise transport_error(exc, service="Lambda", backend=self._name) or RequestRejected(
                 f"Lambda request rejected by botocore: {type(exc).__name__}: {exc}",
                 status=400,
                 backend=self._name,
