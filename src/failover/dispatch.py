@@ -354,20 +354,21 @@ class Dispatcher:
             AllBackendsFailed: nobody answered acceptably; ``.errors`` has an entry for
                 every backend (its error, a miss, or why it was not tried).
         """
-        race, queue, errors = self._race(
+        use_hedging = self._settings.read_policy == "hedged" if hedged is None else hedged
+        winners, errors, _ = self.gather(
             operation,
             key,
             fn,
+            need=1,
             accept=accept,
             is_miss=is_miss,
             is_final=is_final,
             discard=discard,
+            hedged=use_hedging,
             deadline=deadline,
             demote=demote,
             exclude=exclude,
         )
-        use_hedging = self._settings.read_policy == "hedged" if hedged is None else hedged
-        winners = race.run(queue, errors, hedge=use_hedging, need=1)
         if winners:
             return winners[0]
         raise AllBackendsFailed(
@@ -381,26 +382,33 @@ class Dispatcher:
         fn: Callable[[str], T],
         *,
         need: int,
+        accept: Callable[[str, T], None] | None = None,
         is_miss: Callable[[BaseException], bool] = lambda _exc: False,
+        is_final: Callable[[BaseException], bool] = lambda _exc: False,
         discard: Callable[[T], None] | None = None,
+        hedged: bool = True,
         deadline: Deadline | None = None,
         demote: Collection[str] = (),
         exclude: Mapping[str, BaseException] | None = None,
     ) -> tuple[list[tuple[str, T]], dict[str, BaseException], list[str]]:
         """Ask ``need`` backends at once, in routing order, for the first ``need`` answers.
 
-        A backend that fails is replaced by the next in line, and one that has not
-        answered after the hedge delay gets company from the next one too (always
-        hedged: a k-of-n read is as slow as its slowest part). Answers that arrive after
-        ``need`` others are released with ``discard``.
+        A backend that fails is replaced by the next in line, and (when ``hedged``, the
+        default: a k-of-n read is as slow as its slowest part) one that has not answered
+        after the hedge delay gets company from the next one too. Answers that arrive
+        after ``need`` others are released with ``discard``. :meth:`first` is the case
+        ``need=1``.
 
         Args:
             operation: name for events and errors.
             key: object key, for events and errors.
             fn: the call, given the backend name.
             need: how many answers are wanted.
+            accept: may raise to reject an answer and move on (see :meth:`first`).
             is_miss: errors that are answers (NotFound), moved past without an event.
+            is_final: errors to raise at once (see :meth:`first`).
             discard: releases an answer that is not used.
+            hedged: hedge slow backends.
             deadline: the call's deadline (default: ``deadline_seconds`` from now).
             demote: backends to ask only after all the others.
             exclude: backends not to ask at all, with the error to report for each.
@@ -410,34 +418,6 @@ class Dispatcher:
             came in (fewer than ``need`` if too few backends answered), each failed or
             skipped backend's error, and the backends not asked, in routing order.
         """
-        race, queue, errors = self._race(
-            operation,
-            key,
-            fn,
-            is_miss=is_miss,
-            discard=discard,
-            deadline=deadline,
-            demote=demote,
-            exclude=exclude,
-        )
-        winners = race.run(queue, errors, hedge=True, need=need)
-        return winners, errors, queue
-
-    def _race(
-        self,
-        operation: str,
-        key: str,
-        fn: Callable[[str], T],
-        *,
-        accept: Callable[[str, T], None] | None = None,
-        is_miss: Callable[[BaseException], bool] = lambda _exc: False,
-        is_final: Callable[[BaseException], bool] = lambda _exc: False,
-        discard: Callable[[T], None] | None = None,
-        deadline: Deadline | None,
-        demote: Collection[str],
-        exclude: Mapping[str, BaseException] | None,
-    ) -> tuple[_Race[T], list[str], dict[str, BaseException]]:
-        """Plan one read: the race, the backends to ask in order, and the skipped ones."""
         deadline = deadline or self.deadline()
         self.budget.deposit()
         plan = self.router.plan(self._names, available=self.breakers.available)
@@ -464,7 +444,8 @@ class Dispatcher:
             deadline=deadline,
             ignore_breaker=plan.panic,
         )
-        return race, queue, errors
+        winners = race.run(queue, errors, hedge=hedged, need=need)
+        return winners, errors, queue
 
     # -- writes: fan-out ---------------------------------------------------------------
 
