@@ -366,7 +366,7 @@ class Storage:
             stored_metadata = dict.fromkeys(self._backends, plain)
             cleanup = payload.close
         content_sha256, size = payload.sha256, payload.size
-        known = key in self._recent_keys
+        known = self._replicated and key in self._recent_keys  # plain puts never look
 
         def write(backend: Backend) -> StoredObject:
             if not self._replicated:
