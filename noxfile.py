@@ -13,6 +13,7 @@ nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 PYTHON = "3.11"
+TEST_ENV = {"PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def _install_node_tools(session: nox.Session) -> None:
@@ -28,10 +29,27 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     _install_node_tools(session)
     args = session.posargs or ["tests"]
-    env = {"PYTHONDONTWRITEBYTECODE": "1"}
     if os.environ.get("CI"):
         args = ["--require-emulators", *args]
-    session.run("pytest", *args, env=env)
+    session.run("pytest", *args, env=TEST_ENV)
+
+
+@nox.session(python=PYTHON)
+def stress(session: nox.Session) -> None:
+    """The integration, scenario and command tests while a CPU hog keeps every core busy.
+
+    CI machines are loaded: a verdict that holds only on an idle machine is luck. The hog
+    (``failover.testing.cpu_hog``, one busy-looping process per core by default) stops
+    when pytest ends. ``nox -s stress -- tests/scenarios -k outage`` narrows the run; set
+    ``STRESS_HOG_PROCESSES`` to change the number of hog processes.
+    """
+    session.install("-e", ".[test]")
+    _install_node_tools(session)
+    hog = ["python", "-m", "failover.testing.cpu_hog"]
+    if os.environ.get("STRESS_HOG_PROCESSES"):
+        hog += ["--processes", os.environ["STRESS_HOG_PROCESSES"]]
+    tests = session.posargs or ["tests/integration", "tests/scenarios", "tests/cli"]
+    session.run(*hog, "--", "pytest", "--require-emulators", *tests, env=TEST_ENV)
 
 
 LINTED = [

@@ -8,7 +8,6 @@ replica restored from an old backup is found and fixed by reconcile.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
 import subprocess
@@ -19,8 +18,11 @@ from pathlib import Path
 import pytest
 
 from failover import NotFoundError, Storage
+from failover.backends import from_url
 from failover.backends.base import META_SHA256, META_VERSION
+from failover.config import Settings
 from failover.payload import Payload
+from failover.testing import FaultyBackend
 
 from .conftest import ProxiedFactory
 from .writer_process import content_for
@@ -142,27 +144,31 @@ def test_stale_replica_from_an_old_backup_is_reconciled(healthy_cloud, tmp_path)
         assert _replica_states(store, "ledger")["gcs"] == (b"v2", current.version, current.checksum)
 
 
-def test_one_policy_completes_replication_in_the_background(
-    proxied_cloud, healthy_cloud, tmp_path
-) -> None:
-    urls, proxy = _clouds(proxied_cloud, healthy_cloud)
-    with _store(urls, tmp_path / "j.sqlite", write_policy="one", read_policy="ordered") as store:
-        proxy.latency(0.3)
-        started = time.monotonic()
-        info = store.put("quick", b"acknowledged by the first replica")
-        acknowledged_after = time.monotonic() - started
-        assert info.backend in {"azure", "gcp"}
-        assert acknowledged_after < 0.3  # did not wait for the slow cloud
-        give_up = time.monotonic() + 10
-        while store.health()["aws"].pending_repairs and time.monotonic() < give_up:
-            store.backends["aws"].list("nothing/")  # wait for the replica's own write
-        assert store.health()["aws"].pending_repairs == 0
-        replicated_after = time.monotonic() - started
-        assert store.backends["aws"].get("quick").info.metadata[META_VERSION] == info.version  # type: ignore[index]
-    print(
-        f"\n[one] acknowledged after {acknowledged_after * 1000:.0f} ms, "
-        f"all replicas after {replicated_after * 1000:.0f} ms"
+def test_one_policy_completes_replication_in_the_background(healthy_cloud, tmp_path) -> None:
+    urls = [healthy_cloud(kind, name) for kind, name in (("s3", "aws"), ("azure", "azure"))]
+    urls.append(healthy_cloud("gcs", "gcp"))
+    # aws's write is held until the test lets it go: the put can only have returned
+    # before it if the policy did not wait for that replica.
+    held = FaultyBackend(from_url(urls[0], timeout_seconds=0.5), hang=True, operations={"put"})
+    backends = [held, *(from_url(url, timeout_seconds=0.5) for url in urls[1:])]
+    settings = Settings.from_urls(
+        urls,
+        journal=str(tmp_path / "j.sqlite"),
+        write_policy="one",
+        read_policy="ordered",
+        repair_interval_seconds=0,
     )
+    with Storage(backends, settings=settings) as store:
+        info = store.put("quick", b"acknowledged by the first replica")
+        assert info.backend in {"azure", "gcp"}
+        assert held.wait_until_hanging(1)  # aws's write is still held back
+        with pytest.raises(NotFoundError):
+            held.inner.head("quick")
+        held.heal()
+        assert store.flush()  # the background write to aws completes by itself
+        assert store.health()["aws"].pending_repairs == 0
+        assert held.inner.get("quick").info.metadata[META_VERSION] == info.version  # type: ignore[index]
+        assert held.faults == {"hang": 1}  # one attempt, held then released: no repair
 
 
 def test_two_processes_racing_on_one_key_converge(healthy_cloud, tmp_path) -> None:
@@ -203,6 +209,21 @@ def test_two_processes_racing_on_one_key_converge(healthy_cloud, tmp_path) -> No
 RUNS = 4
 
 
+def _acknowledged(ack_file: Path) -> int:
+    """Complete lines in the writer's ack file (each one an acknowledged write)."""
+    return ack_file.read_bytes().count(b"\n")
+
+
+def _wait_for_acks(ack_file: Path, count: int, child: subprocess.Popen, *, seconds: float) -> None:
+    """Wait until ``count`` writes are acknowledged, the child ends, or ``seconds`` pass."""
+    give_up = time.monotonic() + seconds
+    while _acknowledged(ack_file) < count and child.poll() is None:
+        if time.monotonic() >= give_up:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=0.01)  # a bounded poll of the ack file, not a fixed delay
+
+
 def test_writer_killed_mid_write_loses_no_acknowledged_write(
     proxied_cloud, healthy_cloud, tmp_path
 ) -> None:
@@ -214,29 +235,45 @@ def test_writer_killed_mid_write_loses_no_acknowledged_write(
         prefix = f"crash-{seed}/"
         ack_file = tmp_path / f"acks-{seed}"
         ack_file.touch()
-        child = subprocess.Popen(
-            [
-                sys.executable,
-                str(WRITER),
-                "--journal",
-                str(journal),
-                "--acks",
-                str(ack_file),
-                "--prefix",
-                prefix,
-                "--count",
-                "500",
-                *urls,
-            ]
-        )
-        kill_at = time.monotonic() + rng.uniform(1.5, 4.0)
-        while child.poll() is None and time.monotonic() < kill_at:
+        stderr_file = tmp_path / f"stderr-{seed}"
+        with stderr_file.open("wb") as stderr:
+            child = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(WRITER),
+                    "--journal",
+                    str(journal),
+                    "--acks",
+                    str(ack_file),
+                    "--prefix",
+                    prefix,
+                    "--count",
+                    "500",
+                    *urls,
+                ],
+                stderr=stderr,
+            )
+        # Killed once it has acknowledged kill_after writes, while it is writing the next.
+        kill_after = rng.randint(10, 60)
+        give_up = time.monotonic() + 120  # the loop ends by itself even if writes stall
+        while _acknowledged(ack_file) < kill_after:
+            if time.monotonic() > give_up:
+                child.kill()
+                pytest.fail(f"run {seed}: {_acknowledged(ack_file)} writes in 120 s")
+            if child.poll() is not None:
+                pytest.fail(
+                    f"run {seed}: the writer ended by itself (exit code {child.returncode}) "
+                    f"after {_acknowledged(ack_file)} of {kill_after} acknowledged writes, "
+                    f"before it could be killed; its stderr: {stderr_file.read_text()[-2000:]}"
+                )
             # The flaky cloud goes dark and comes back while the child writes.
             proxy.blackhole() if rng.random() < 0.5 else proxy.pass_through()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=min(rng.uniform(0.2, 0.6), max(0.0, kill_at - time.monotonic())))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=10)
+            _wait_for_acks(ack_file, kill_after, child, seconds=rng.uniform(0.2, 0.6))
+        child.kill()  # not yet reaped (no poll since it was alive): its pid is still ours
+        assert child.wait(timeout=30) == -signal.SIGKILL, (
+            f"run {seed}: the writer ended by itself (exit code {child.returncode}) "
+            "instead of being killed mid-write"
+        )
         proxy.pass_through()
 
         acknowledged = [line.split("\t") for line in ack_file.read_text().splitlines()]

@@ -11,6 +11,10 @@ operations it is told to affect, injects faults before (or after) delegating:
   ``set(hang=False)``), or raise ``BackendTimeout`` after ``hang_seconds``;
 * corruption: flip the first byte of the data that ``get`` and ``open`` return.
 
+``operations`` and ``keys`` narrow which calls are affected, so a test can script a
+fault precisely: ``hang=True, operations={"get"}, keys={"slow/1"}`` stalls every read of
+that one key and nothing else, until the test lifts it.
+
 The random draws come from ``random.Random(seed)``, two per affected call whatever the
 settings, so a sequence of calls meets the same faults on every run with the same seed.
 Faults change at run time with :meth:`FaultyBackend.set` and are cleared with
@@ -81,6 +85,7 @@ class FaultSettings:
         hang_seconds: the longest a call hangs before raising ``BackendTimeout``.
         corrupt: flip the first byte of the data ``get``/``open`` return.
         operations: the operations affected; ``None`` means all of :data:`OPERATIONS`.
+        keys: the keys affected (for ``list``, the prefix); ``None`` means every key.
     """
 
     error_rate: float = 0.0
@@ -92,6 +97,7 @@ class FaultSettings:
     hang_seconds: float = 30.0
     corrupt: bool = False
     operations: frozenset[str] | None = None
+    keys: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "tail_probability"):
@@ -109,10 +115,16 @@ class FaultSettings:
                     f"unknown operation(s) {unknown}; use some of {sorted(OPERATIONS)}"
                 )
             object.__setattr__(self, "operations", ops)
+        if self.keys is not None:
+            if isinstance(self.keys, str):
+                raise TypeError("keys must be a collection of keys, not one string")
+            object.__setattr__(self, "keys", frozenset(self.keys))
 
-    def affects(self, operation: str) -> bool:
-        """Tell whether faults apply to ``operation``."""
-        return self.operations is None or operation in self.operations
+    def affects(self, operation: str, key: str | None = None) -> bool:
+        """Tell whether faults apply to ``operation`` (on ``key``, when given)."""
+        if self.operations is not None and operation not in self.operations:
+            return False
+        return key is None or self.keys is None or key in self.keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +159,7 @@ class FaultyBackend:
         hang_seconds: see :class:`FaultSettings`.
         corrupt: see :class:`FaultSettings`.
         operations: see :class:`FaultSettings`; any iterable of operation names.
+        keys: see :class:`FaultSettings`; any iterable of keys.
         sleep: how to wait out latency (e.g. a fake clock's ``sleep``); by default a
             wait that :meth:`heal` and :meth:`close` cut short.
 
@@ -170,6 +183,7 @@ class FaultyBackend:
         hang_seconds: float = 30.0,
         corrupt: bool = False,
         operations: Iterable[str] | None = None,
+        keys: Iterable[str] | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._inner = inner
@@ -184,6 +198,7 @@ class FaultyBackend:
             hang_seconds=hang_seconds,
             corrupt=corrupt,
             operations=None if operations is None else frozenset(operations),
+            keys=None if keys is None else frozenset(keys),
         )
         self._rng = random.Random(seed)  # noqa: S311 - fault schedule, not cryptography
         self._sleep = sleep
@@ -213,7 +228,8 @@ class FaultyBackend:
 
         Args:
             **changes: :class:`FaultSettings` fields, e.g. ``error_rate=1.0`` or
-                ``hang=True, operations={"put"}`` (any iterable of operation names).
+                ``hang=True, operations={"put"}`` (any iterable of operation names), or
+                ``keys={"a"}`` (any iterable of keys).
 
         Raises:
             TypeError: for an unknown setting.
@@ -369,7 +385,7 @@ class FaultyBackend:
         with self._cond:
             self._calls[operation] += 1
             settings = self._settings
-            if not settings.affects(operation):
+            if not settings.affects(operation, key):
                 return FaultSettings()
             # Always two draws per affected call, so that the schedule depends only on
             # the seed and the sequence of calls, not on which faults are switched on.
@@ -379,7 +395,7 @@ class FaultyBackend:
             heal_generation = self._heal_generation
         if settings.hang:
             settings, heal_generation = self._hang(operation, key, settings)
-            if not settings.affects(operation):
+            if not settings.affects(operation, key):
                 return FaultSettings()
         delay = settings.latency_seconds
         if delay > 0:
