@@ -2,12 +2,17 @@
 
 ``Settings.from_env()`` reads the environment; ``Settings.from_urls(urls, **options)``
 takes the same names in lower case without the prefix. Every value is validated here,
-and a bad one raises :class:`~failover.errors.ConfigError` naming the variable (or
-keyword) and the values it accepts.
+backend URLs included (scheme, bucket, parameters: see
+:func:`failover.backends.validate_backend_url`), and a bad one raises
+:class:`~failover.errors.ConfigError` naming the variable (or keyword; ``urls`` for the
+URLs given to ``from_urls``), what is wrong and the values it accepts, with the
+parser's own error chained. :func:`_parse` is the one place that builds those messages.
 
 ``FAILOVER_ENCRYPTION_KEY`` is secret: its parser never echoes the value in an error,
 and the parsed :class:`~failover.segmentation.keys.StaticKeyProvider` shows only key ids
-in ``repr(settings)``.
+in ``repr(settings)``. Backend URLs are never echoed whole either: a URL in a message is
+shown by :func:`~failover.backends.redact_backend_url`, without user info or the values
+of unknown query parameters.
 
 The table below is declarative on purpose: one row per setting with its parser and
 default, so documentation, ``from_env`` and ``from_urls`` cannot drift apart. (A
@@ -24,6 +29,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from failover.backends._url import redact_backend_url, validate_backend_url
 from failover.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -61,11 +67,20 @@ def default_journal_path() -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Spec:
+    """How to parse and document one setting.
+
+    ``parse`` raises ``ValueError`` for a bad value: a bare one (the message then shows
+    the value), or a :class:`ConfigError` saying what is wrong without naming the
+    variable, which :func:`_parse` adds with the accepted values.
+    """
+
     parse: Callable[[str], Any]
     accepted: str
     default_doc: str
     meaning: str
-    secret: bool = False  # never echo the raw value in an error message
+    # The value may hold a secret: never echo it (parsers of such values raise
+    # ConfigErrors whose messages are safe to show).
+    secret: bool = False
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
@@ -102,16 +117,57 @@ def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _backends(text: str) -> tuple[str, ...]:
-    urls = tuple(part.strip() for part in text.split(",") if part.strip())
+    return _backend_list(text.split(","))
+
+
+def _backend_list(items: Iterable[object], *, names_allowed: bool = False) -> tuple[str, ...]:
+    """Validate backend URLs (blank ones skipped); their names must be unique.
+
+    With ``names_allowed``, an item without ``://`` is not parsed: it is the name of a
+    backend given to :class:`~failover.Storage` directly (the backends are then built
+    by the caller, not from these strings).
+    """
+    urls: list[str] = []
+    names: dict[str, str] = {}
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"a backend URL must be a str, not {type(item).__name__}")
+        url = item.strip()
+        if not url:
+            continue
+        if "," in url:
+            raise ConfigError(
+                f"backend URL {redact_backend_url(url)!r} contains ','; pass each URL separately"
+            )
+        if names_allowed and "://" not in url:
+            name, shown = url, url
+        else:
+            parsed = validate_backend_url(url)
+            name, shown = parsed.name, parsed.raw
+        if name in names:
+            raise ConfigError(
+                f"backends {names[name]!r} and {shown!r} have the same name {name!r}; "
+                "names must be unique: add name=… to the URLs"
+            )
+        names[name] = shown
+        urls.append(url)
     if not urls:
-        raise ValueError
-    return urls
+        raise ConfigError("no backend URL given")
+    return tuple(urls)
 
 
 def _path(text: str) -> str:
-    if not text.strip():
+    text = text.strip()
+    if not text:
         raise ValueError
-    return str(Path(text.strip()).expanduser())
+    if text.endswith(("/", os.sep)):
+        raise ConfigError(f"{text!r} ends with a separator: that is a directory, not a file")
+    # Whether the file can be created is a question for the journal (and for
+    # ``failover doctor``), not for parsing: the directory may not exist yet.
+    try:
+        return str(Path(text).expanduser())
+    except RuntimeError as exc:  # "~user/..." for an unknown user
+        raise ConfigError(f"{text!r}: {exc}") from exc
 
 
 def _encryption_key(text: str) -> KeyProvider:
@@ -119,7 +175,7 @@ def _encryption_key(text: str) -> KeyProvider:
     # parser raises ConfigError itself, naming the entry at fault but not the value.
     from failover.segmentation.keys import StaticKeyProvider  # noqa: PLC0415
 
-    return StaticKeyProvider.from_env_value(text)
+    return StaticKeyProvider.parse(text)
 
 
 #: Every setting: field name -> how to parse and document it. Env name = prefix + upper.
@@ -129,6 +185,7 @@ SETTINGS_TABLE: Mapping[str, _Spec] = {
         "comma-separated backend URLs (s3://, az://, gs://, file://, memory://)",
         "(required)",
         "backend URLs in priority order",
+        secret=True,  # a URL pasted with credentials in it is rejected, never echoed
     ),
     "write_policy": _Spec(
         _choice(WRITE_POLICIES),
@@ -320,48 +377,64 @@ class Settings:
         """Build settings from backend URLs and keyword options (names as in the table).
 
         Options may be typed values (``timeout_seconds=2.5``) or strings as in the
-        environment (``write_policy="all"``).
+        environment (``write_policy="all"``). URLs are validated as in
+        ``FAILOVER_BACKENDS``; a string without ``://`` is taken as the name of a
+        backend passed to :class:`~failover.Storage` directly, and not parsed.
 
         Raises:
-            ConfigError: for an unknown option or a bad value.
+            ConfigError: for an unknown option or a bad URL or value, naming the keyword
+                (``urls`` for the URLs).
         """
-        if isinstance(urls, str):
-            urls = [urls]
-        values: dict[str, Any] = {
+        items = [urls] if isinstance(urls, str) else urls
+        values = {
             "backends": _parse(
-                SETTINGS_TABLE["backends"], ",".join(_url_text(u) for u in urls), label="urls"
-            )
+                SETTINGS_TABLE["backends"],
+                items,
+                label="urls",
+                parse=lambda given: _backend_list(given, names_allowed=True),
+            ),
+            **_parse_options(options),
         }
-        for name, value in options.items():
-            spec = SETTINGS_TABLE.get(name)
-            if spec is None or name == "backends":
-                known = ", ".join(n for n in SETTINGS_TABLE if n != "backends")
-                raise ConfigError(f"unknown option {name!r}; options are: {known}")
-            if value is None:
-                continue
-            if name == "encryption_key" and not isinstance(value, str):
-                values[name] = _key_provider(value)
-                continue
-            if isinstance(value, bool) or not isinstance(value, (str, int, float, os.PathLike)):
-                raise ConfigError(f"{name}={value!r}: expected {spec.accepted}")
-            values[name] = _parse(
-                spec, os.fspath(value) if isinstance(value, os.PathLike) else str(value), label=name
-            )
         return cls(**values)
 
     def with_options(self, **options: Any) -> Settings:
-        """Return a copy with some options changed (validated like :meth:`from_urls`)."""
-        merged = Settings.from_urls(self.backends, **options)
-        changed = {f.name: getattr(merged, f.name) for f in fields(self) if f.name in options}
-        return replace(self, **changed)
+        """Return a copy with some options changed (validated like :meth:`from_urls`).
+
+        An option given as ``None`` goes back to its default.
+        """
+        values = _parse_options(options)
+        defaults = {f.name: f.default for f in fields(self)}
+        return replace(self, **{name: values.get(name, defaults[name]) for name in options})
 
 
-def _url_text(url: object) -> str:
-    if not isinstance(url, str):
-        raise ConfigError(f"backend URL must be a str, not {type(url).__name__}")
-    if "," in url:
-        raise ConfigError(f"backend URL {url!r} contains ','; pass each URL separately")
-    return url
+def _parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Parse keyword options by their lower-case names (``None`` ones are left out).
+
+    Raises:
+        ConfigError: for an unknown option, or a bad value (naming the keyword).
+    """
+    values: dict[str, Any] = {}
+    for name, value in options.items():
+        spec = SETTINGS_TABLE.get(name)
+        if spec is None or name == "backends":
+            known = ", ".join(n for n in SETTINGS_TABLE if n != "backends")
+            raise ConfigError(f"unknown option {name!r}; options are: {known}")
+        if value is not None:
+            values[name] = _parse(spec, value, label=name, parse=_option_parser(name, spec))
+    return values
+
+
+def _option_parser(name: str, spec: _Spec) -> Callable[[Any], Any]:
+    """Parse a keyword option: a typed value, or a string as in the environment."""
+
+    def parse(value: object) -> Any:
+        if name == "encryption_key" and not isinstance(value, str):
+            return _key_provider(value)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float, os.PathLike)):
+            raise ConfigError(f"a {type(value).__name__} is not accepted")
+        return spec.parse(str(os.fspath(value)) if isinstance(value, os.PathLike) else str(value))
+
+    return parse
 
 
 def _key_provider(value: object) -> KeyProvider:
@@ -369,19 +442,39 @@ def _key_provider(value: object) -> KeyProvider:
 
     if not isinstance(value, KeyProvider):
         raise ConfigError(
-            f"encryption_key must be a str in the {ENV_PREFIX}ENCRYPTION_KEY format or a "
-            f"KeyProvider (current() and get(key_id)), not {type(value).__name__}"
+            f"a {type(value).__name__} is neither a str in the {ENV_PREFIX}ENCRYPTION_KEY "
+            "format nor a KeyProvider (current() and get(key_id))"
         )
     return value
 
 
-def _parse(spec: _Spec, raw: str, *, label: str) -> Any:
+def _parse(
+    spec: _Spec, raw: object, *, label: str, parse: Callable[[Any], Any] | None = None
+) -> Any:
+    """Parse one setting; a bad value raises a ConfigError naming ``label``.
+
+    The one place where parse errors become messages: ``label`` is the variable
+    (``from_env``) or the keyword (``from_urls``), then what is wrong (the parser's
+    :class:`ConfigError` message, else the value itself unless it may hold a secret),
+    then the accepted values. The parser's error is chained, except a plain
+    ``ValueError`` from the parser of a secret (its message might quote the value).
+
+    Args:
+        spec: the setting.
+        raw: the value, a str as in the environment (or what ``parse`` takes).
+        label: the variable or keyword to name.
+        parse: instead of ``spec.parse`` (e.g. for typed keyword values).
+    """
+    parser: Callable[[Any], Any] = parse or spec.parse
     try:
-        return spec.parse(raw)
-    except ConfigError:
-        raise  # the parser's own message, already safe to show
-    except ValueError:
-        if spec.secret:
+        return parser(raw)
+    except ValueError as exc:  # ConfigError included
+        if isinstance(exc, ConfigError):
+            error = ConfigError(f"{label}: {exc}; expected {spec.accepted}")
+        elif spec.secret:
             raise ConfigError(f"{label} is invalid; expected {spec.accepted}") from None
-        shown = raw if len(raw) <= 60 else raw[:57] + "..."
-        raise ConfigError(f"{label}={shown!r} is invalid; expected {spec.accepted}") from None
+        else:
+            text = raw if isinstance(raw, str) else repr(raw)
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            error = ConfigError(f"{label}={shown!r} is invalid; expected {spec.accepted}")
+        raise error from exc

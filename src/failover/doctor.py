@@ -6,7 +6,7 @@ names) for the ways one failure could still take the application down or lose da
 =========================  ========  ====================================================
 finding                    severity  when
 =========================  ========  ====================================================
-``config-invalid``         critical  the ``FAILOVER_*`` variables do not parse
+``config-invalid``         critical  the ``FAILOVER_*`` variables do not parse (URLs included)
 ``single-backend``         critical  only one backend is configured
 ``one-provider``           critical  every backend is on one provider (or this host)
 ``domain-quorum``          critical  one provider's or region's outage leaves fewer
@@ -21,7 +21,7 @@ finding                    severity  when
 ``memory-backend``         warning   a ``memory://`` backend keeps nothing past exit
 ``missing-credentials``    critical  no credentials for a cloud backend
 ``missing-sdk``            critical  the provider SDK extra is not installed
-``backend-invalid``        critical  a backend URL cannot be built
+``backend-invalid``        critical  a backend cannot be built from its URL
 ``credentials-rejected``   critical  the provider refused the credentials
 ``bucket-missing``         critical  the bucket/container/directory does not exist
 ``endpoint-unreachable``   critical  the endpoint did not answer a one-page listing

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -30,9 +30,10 @@ def _row(output: str, check: str) -> str:
 @pytest.mark.integration
 @pytest.mark.usefixtures(*EMULATORS)  # the demo starts its own; these prove they exist
 def test_demo_with_the_real_emulators_keeps_every_invariant(tmp_path: Path) -> None:
-    started = time.monotonic()
-    proc = run_module("demo", "--clouds", "emulators", env={"TMPDIR": str(tmp_path)})
-    elapsed = time.monotonic() - started
+    # How long the demo takes is a figure, not a verdict (it runs for about 25 s on an
+    # idle machine). The time limit only stops a demo that hangs, with room for a loaded
+    # machine and still under pytest's own 300 s timeout.
+    proc = run_module("demo", "--clouds", "emulators", env={"TMPDIR": str(tmp_path)}, timeout=240)
     output = proc.stdout
     assert proc.returncode == 0, output + proc.stderr
     assert "clouds: real emulators: moto (S3) as aws" in output
@@ -44,7 +45,6 @@ def test_demo_with_the_real_emulators_keeps_every_invariant(tmp_path: Path) -> N
     assert re.fullmatch(r"[1-9]\d* \(0 pending\) PASS", _row(output, "repairs made"))
     assert _row(output, "replicas identical") == "yes PASS"
     assert "every invariant held" in output
-    assert elapsed < 60
     assert list(tmp_path.iterdir()) == []  # its temporary directory is gone
 
 
@@ -107,17 +107,32 @@ def _interrupt_after_the_outage_begins(
     )
     assert demo.stdout is not None
     children: set[int] = set()
+    seen: list[str] = []
+    down = False
     try:
         for line in demo.stdout:  # until the cloud is down: everything has started
-            children |= {c.pid for c in psutil.Process(demo.pid).children(recursive=True)}
+            seen.append(line)
+            with contextlib.suppress(psutil.NoSuchProcess):  # it ended: reported below
+                children |= {c.pid for c in psutil.Process(demo.pid).children(recursive=True)}
             if "taken down" in line:
+                down = True
                 break
+        # The outage lasts 60 s, so the demo must still be running: if it ended on its
+        # own, that is the failure to report, not a signal sent to nobody.
+        if not down or demo.poll() is not None:
+            seen.append(demo.stdout.read())
+            code = demo.wait(timeout=60)
+            pytest.fail(
+                f"the demo exited on its own (code {code}) before it was sent "
+                f"{signal.Signals(sig).name}:\n{''.join(seen)}"
+            )
         demo.send_signal(sig)
         rest = demo.stdout.read()
-        code = demo.wait(timeout=30)
+        code = demo.wait(timeout=60)
     finally:
         if demo.poll() is None:
             demo.kill()
+            demo.wait()
     return code, rest, children
 
 

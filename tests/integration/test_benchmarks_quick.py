@@ -12,7 +12,6 @@ import math
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,10 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-TIME_LIMIT_SECONDS = 60
+#: Only stops a harness that hangs: how long the quick run takes is one of the figures
+#: the harness measures, not a verdict (about 10 s on an idle machine). It leaves a
+#: loaded machine ample room, and room for the clean-up below under pytest's 300 s.
+HANG_LIMIT_SECONDS = 200
 
 
 @pytest.fixture
@@ -32,8 +34,7 @@ def emulators_installed(moto_server, azurite_server, fake_gcs_server) -> None:
     """
 
 
-def _run_harness(out: Path) -> tuple[int, str, float]:
-    started = time.monotonic()
+def _run_harness(out: Path) -> tuple[int, str]:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -51,17 +52,20 @@ def _run_harness(out: Path) -> tuple[int, str, float]:
         text=True,
     )
     try:
-        _, stderr = process.communicate(timeout=TIME_LIMIT_SECONDS)
+        _, stderr = process.communicate(timeout=HANG_LIMIT_SECONDS)
     except subprocess.TimeoutExpired:
-        # SIGINT lets the harness stop its emulators on the way out.
-        process.send_signal(signal.SIGINT)
+        # SIGINT lets the harness stop its emulators on the way out (if it is still
+        # running: it may have ended since the time ran out).
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
         try:
             _, stderr = process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
+            if process.poll() is None:
+                process.kill()
             _, stderr = process.communicate()
-        pytest.fail(f"quick overhead run took over {TIME_LIMIT_SECONDS} s:\n{stderr[-3000:]}")
-    return process.returncode, stderr, time.monotonic() - started
+        pytest.fail(f"quick overhead run hung for over {HANG_LIMIT_SECONDS} s:\n{stderr[-3000:]}")
+    return process.returncode, stderr
 
 
 def _number(value: object) -> bool:
@@ -70,9 +74,8 @@ def _number(value: object) -> bool:
 
 @pytest.mark.usefixtures("emulators_installed")
 def test_quick_overhead_run_writes_its_results(tmp_path: Path) -> None:
-    code, stderr, elapsed = _run_harness(tmp_path)
+    code, stderr = _run_harness(tmp_path)
     assert code == 0, stderr[-3000:]
-    assert elapsed < TIME_LIMIT_SECONDS
 
     result = json.loads((tmp_path / "overhead.json").read_text())
     assert result["schema_version"] == 1

@@ -164,6 +164,10 @@ def test_network_failures_are_transient(azure_function: FunctionServer) -> None:
             started = time.monotonic()
             with pytest.raises(BackendTimeout):
                 target.invoke(_request(timeout_seconds=0.3))
-            assert time.monotonic() - started < 1.0
+            # The request's 0.3 s timeout ends the call; without it the call would wait
+            # forever. The bound is 30x that: only a call the timeout did not end, not a
+            # loaded machine, fails it.
+            elapsed = time.monotonic() - started
+            assert elapsed < 10.0, f"a blackholed invocation took {elapsed:.1f} s"
             proxy.pass_through()
             assert target.invoke(_request()).status == 200

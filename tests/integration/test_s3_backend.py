@@ -47,6 +47,8 @@ from failover.testing import emulators
 from failover.testing.emulators import EmulatorProcess, _moto
 from failover.testing.emulators._process import free_port
 
+from .conftest import Blackhole
+
 pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
@@ -555,27 +557,34 @@ def test_http_errors_are_mapped(
         store.close()
 
 
-def test_blackholed_endpoint_times_out_within_the_timeout(dummy_credentials: str) -> None:
+@pytest.mark.usefixtures("dummy_credentials")
+def test_blackholed_endpoint_times_out_within_the_timeout(blackhole: Blackhole) -> None:
     # The kernel completes the handshake for a listening socket even if nobody calls
     # accept(), so the client connects and then waits for an answer that never comes.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sink:
-        sink.bind(("127.0.0.1", 0))
-        sink.listen(16)
-        store = _backend_at(f"http://127.0.0.1:{sink.getsockname()[1]}", timeout_seconds=0.5)
-        calls: list[Callable[[], object]] = [
-            lambda: store.head("k"),
-            lambda: store.get("k"),
-            # A write must not add botocore's 1 s wait for "100 Continue" on top.
-            lambda: store.put("k", Payload.from_bytes(b"x" * MIB), content_type="", metadata={}),
-        ]
-        for call in calls:
-            began = time.monotonic()
-            with pytest.raises(BackendTimeout) as caught:
-                call()
-            elapsed = time.monotonic() - began
-            assert is_transient(caught.value)
-            assert elapsed < 1.5
-        store.close()
+    store = _backend_at(blackhole.endpoint, timeout_seconds=0.5)
+    calls: list[Callable[[], object]] = [
+        lambda: store.head("k"),
+        lambda: store.get("k"),
+        lambda: store.put("k", Payload.from_bytes(b"x" * MIB), content_type="", metadata={}),
+    ]
+    for call in calls:
+        began = time.monotonic()
+        with pytest.raises(BackendTimeout) as caught:
+            call()
+        elapsed = time.monotonic() - began
+        assert is_transient(caught.value)
+        # One request that timed out once: botocore did not try again.
+        requests = blackhole.requests()
+        assert len(requests) == 1, [r.split(b"\r\n", 1)[0] for r in requests]
+        # A write must not add botocore's 1 s wait for "100 Continue" on top: that
+        # wait happens only for a request that asks for it.
+        head = requests[0].split(b"\r\n\r\n", 1)[0].lower()
+        assert b"expect: 100-continue" not in head
+        # The timeout is what ends the call; without it the call would wait forever.
+        # The bound is 20x the 0.5 s timeout, so that only a call the timeout did not
+        # end, not a loaded machine, fails it.
+        assert elapsed < 10.0, f"a blackholed call took {elapsed:.1f} s"
+    store.close()
 
 
 # -- the moto launcher --------------------------------------------------------------------

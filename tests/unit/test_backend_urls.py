@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
-from failover.backends import LocalBackend, MemoryBackend, from_url, parse_backend_url
+from failover.backends import (
+    PARAMETERS,
+    BackendURL,
+    LocalBackend,
+    MemoryBackend,
+    from_url,
+    parse_backend_url,
+    redact_backend_url,
+    validate_backend_url,
+)
 from failover.errors import ConfigError
 
 
@@ -29,17 +40,90 @@ def test_parse_components() -> None:
         ("s3://b?region=a&region=b", "given twice"),
         ("az://c?account_key=SECRETVALUE", "do not put credentials"),
         ("s3://user:SECRETVALUE@bucket", "do not put credentials"),
+        ("s3://user:SECRET/VALUE@bucket", "has no ':'"),
+        ("az://c?account_url=https://acct.example/?sig%3DSECRETVALUE", "do not put credentials"),
+        ("s3://b?endpoint_url=http://key:SECRETVALUE@h:9000", "do not put credentials"),
+        ("s3://[bucket", "malformed"),
+        ("s3://us\u2100r:SECRETVALUE@bucket", "malformed"),
     ],
 )
 def test_bad_urls(url: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment) as info:
         parse_backend_url(url)
-    assert "SECRETVALUE" not in str(info.value)
+    assert "SECRET" not in str(info.value)
+    assert "VALUE" not in str(info.value)
+    assert info.value.__cause__ is None  # urllib's message may quote the host part
 
 
 def test_unknown_parameter_names_accepted_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown parameter"):
+    with pytest.raises(ConfigError, match="unknown parameter") as info:
         from_url("memory://x?colour=blue")
+    assert "memory:// accepts: name" in str(info.value)
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) regoin; s3:// accepts: "):
+        validate_backend_url("s3://b?regoin=SECRETVALUE")
+    with pytest.raises(ConfigError, match="endpoint_url, region, name") as info:
+        validate_backend_url("s3://b?regoin=SECRETVALUE")
+    assert "SECRETVALUE" not in str(info.value)
+    assert validate_backend_url("file:///srv/replica?create=false").params == {"create": "false"}
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("s3://b/p?region=eu-west-1&name=aws", "s3://b/p?region=eu-west-1&name=aws"),
+        ("s3://user:pw@b?region=eu", "s3://***@b?region=eu"),
+        ("s3://u:pa/ss@b", "s3://***"),
+        ("memory://x?colour=blue&sig=abc#frag", "memory://x?colour=***&sig=***#***"),
+        (
+            "s3://b?endpoint_url=http://u:p@h:9000/?token=t",
+            "s3://b?endpoint_url=http://***@h:9000/?token=***",
+        ),
+        ("s3://b?endpoint_url=http://[::1]:9000", "s3://b?endpoint_url=http://[::1]:9000"),
+        ("s3://[bucket", "s3://[bucket"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_redaction(url: str, shown: str) -> None:
+    assert redact_backend_url(url) == shown
+
+
+#: scheme -> (class name in failover.backends, module of its SDK)
+_CLASSES = {
+    "s3": ("S3Backend", "boto3"),
+    "az": ("AzureBlobBackend", "azure.storage.blob"),
+    "gs": ("GCSBackend", "google.cloud.storage"),
+    "file": ("LocalBackend", None),
+    "memory": ("MemoryBackend", None),
+}
+
+
+class _Checked(Exception):
+    pass
+
+
+@pytest.mark.parametrize("scheme", sorted(PARAMETERS))
+def test_the_parameter_table_matches_what_each_backend_checks(
+    scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FAILOVER_BACKENDS is validated against PARAMETERS before any backend is built: a
+    # parameter a backend accepts but the table lacks would be rejected (and vice versa).
+    assert set(_CLASSES) == set(PARAMETERS)
+    name, sdk = _CLASSES[scheme]
+    if sdk is not None:
+        pytest.importorskip(sdk)
+    cls = getattr(importlib.import_module("failover.backends"), name)
+    checked: list[tuple[str, ...]] = []
+
+    def record(self: BackendURL, allowed: tuple[str, ...]) -> None:
+        checked.append(tuple(allowed))
+        raise _Checked
+
+    monkeypatch.setattr(BackendURL, "check_params", record)
+    url = parse_backend_url("file:///srv/replica" if scheme == "file" else f"{scheme}://b")
+    sized = {} if scheme in ("file", "memory") else {"timeout_seconds": 1, "max_connections": 1}
+    with pytest.raises(_Checked):
+        cls.from_url(url, **sized)
+    assert [sorted(allowed) for allowed in checked] == [sorted(PARAMETERS[scheme])]
 
 
 def test_from_url_builds_local_and_memory(tmp_path) -> None:

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import pytest
 
-from failover.config import SETTINGS_TABLE, Settings, default_journal_path
+from failover.backends import redact_backend_url
+from failover.config import ENV_PREFIX, SETTINGS_TABLE, Settings, default_journal_path
 from failover.errors import ConfigError
 
 URLS = "memory://a,memory://b,memory://c"
@@ -179,3 +183,154 @@ def test_erasure_writes_need_at_least_k_acknowledgements() -> None:
     assert (s.erasure_k, s.required_acks) == (4, 4)  # majority (3) < k
     s = s.with_options(write_policy="one")
     assert s.required_acks == 4
+
+
+# -- every variable: a bad value names the variable (from_env) or keyword (from_urls) ------
+
+#: One representative bad value per variable of SETTINGS_TABLE, with a fragment of what
+#: the message must say is wrong. test_every_variable_has_a_bad_value_case fails when a
+#: variable is added to the table without a case here.
+BAD_VALUES: dict[str, tuple[str, str]] = {
+    "FAILOVER_BACKENDS": ("memory://a,ftp://x", "backend URL 'ftp://x': unknown scheme 'ftp'"),
+    "FAILOVER_WRITE_POLICY": ("most", "'most' is invalid"),
+    "FAILOVER_WRITE_QUORUM": ("two", "'two' is invalid"),
+    "FAILOVER_READ_POLICY": ("random", "'random' is invalid"),
+    "FAILOVER_HEDGE_DELAY_MS": ("-5", "'-5' is invalid"),
+    "FAILOVER_TIMEOUT_SECONDS": ("soon", "'soon' is invalid"),
+    "FAILOVER_DEADLINE_SECONDS": ("0", "'0' is invalid"),
+    "FAILOVER_RETRY_ATTEMPTS": ("1.5", "'1.5' is invalid"),
+    "FAILOVER_BREAKER_FAIL_MAX": ("0", "'0' is invalid"),
+    "FAILOVER_BREAKER_RESET_SECONDS": ("inf", "'inf' is invalid"),
+    "FAILOVER_JOURNAL": ("/var/lib/app/failover/", "is a directory, not a file"),
+    "FAILOVER_REPAIR_INTERVAL_SECONDS": ("-1", "'-1' is invalid"),
+    "FAILOVER_ENCRYPTION_KEY": ("k1:" + "*" * 43, "entry 1 of 1 is not valid base64"),
+    "FAILOVER_REDUNDANCY": ("raid", "'raid' is invalid"),
+    "FAILOVER_EC_K": ("zero", "'zero' is invalid"),
+}
+
+
+def _spec(variable: str) -> Any:
+    return SETTINGS_TABLE[variable.removeprefix(ENV_PREFIX).lower()]
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No FAILOVER_* variable from the surrounding environment."""
+    for variable in list(os.environ):
+        if variable.startswith(ENV_PREFIX):
+            monkeypatch.delenv(variable)
+    return monkeypatch
+
+
+def test_every_variable_has_a_bad_value_case() -> None:
+    assert set(BAD_VALUES) == {ENV_PREFIX + name.upper() for name in SETTINGS_TABLE}
+
+
+@pytest.mark.parametrize(("variable", "case"), BAD_VALUES.items(), ids=list(BAD_VALUES))
+def test_a_bad_value_names_its_variable(
+    clean_env: pytest.MonkeyPatch, variable: str, case: tuple[str, str]
+) -> None:
+    value, fragment = case
+    clean_env.setenv("FAILOVER_BACKENDS", URLS)
+    clean_env.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env()
+    message = str(info.value)
+    spec = _spec(variable)
+    assert message.startswith(variable), message
+    assert message[len(variable)] in "=:"  # this variable, not a longer one
+    assert fragment in message
+    assert f"expected {spec.accepted}" in message
+    assert isinstance(info.value.__cause__, ValueError)  # the parser's error, chained
+    if spec.secret:
+        assert value not in message
+
+
+@pytest.mark.parametrize(("variable", "case"), BAD_VALUES.items(), ids=list(BAD_VALUES))
+def test_a_bad_keyword_value_names_its_keyword(variable: str, case: tuple[str, str]) -> None:
+    value, fragment = case
+    name = variable.removeprefix(ENV_PREFIX).lower()
+    keyword, urls, options = (
+        ("urls", value.split(","), {})
+        if name == "backends"
+        else (name, URLS.split(","), {name: value})
+    )
+    with pytest.raises(ConfigError) as info:
+        Settings.from_urls(urls, **options)
+    message = str(info.value)
+    assert message.startswith(keyword), message
+    assert variable not in message
+    assert fragment in message
+    assert f"expected {_spec(variable).accepted}" in message
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+BAD_URLS = [
+    ("ftp://x", "unknown scheme 'ftp'"),
+    ("s3://", "missing bucket"),
+    ("s3://b/p?region=eu-west-1&colour=SECRET", "unknown parameter(s) colour"),
+    ("az://c?account_url=https://a.example&account_url=https://b.example", "given twice"),
+    ("gs://b?project=p&token=SECRET", "do not put credentials ('token')"),
+    ("az://c?account_url=https://a.example/?sig%3DSECRET", "do not put credentials"),
+    ("s3://b?endpoint_url=http://key:SECRET@127.0.0.1:9000", "do not put credentials"),
+    ("file://relative/path", "absolute path"),
+    ("file:///srv/replica?create=false&mode=SECRET", "unknown parameter(s) mode"),
+    ("memory://a?sig=SECRET", "do not put credentials"),
+    ("s3://user:SECRET@bucket", "do not put credentials"),
+    ("s3://user:SEC/RET@bucket", "has no ':'"),
+    ("s3://[bucket", "malformed"),
+]
+
+
+@pytest.mark.parametrize(("url", "fragment"), BAD_URLS)
+def test_a_bad_backend_url_names_the_variable_and_the_url_without_secrets(
+    clean_env: pytest.MonkeyPatch, url: str, fragment: str
+) -> None:
+    clean_env.setenv("FAILOVER_BACKENDS", f"memory://first,{url}")
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env()
+    message = str(info.value)
+    assert message.startswith("FAILOVER_BACKENDS: backend URL ")
+    assert repr(redact_backend_url(url)) in message
+    assert fragment in message
+    assert isinstance(info.value.__cause__, ConfigError)
+    for text in (message, str(info.value.__cause__)):
+        assert "SECRET" not in text
+        assert "SEC" not in text
+    with pytest.raises(ConfigError) as info:
+        Settings.from_urls(["memory://first", url])
+    assert str(info.value).startswith("urls: backend URL ")
+    assert "FAILOVER_BACKENDS" not in str(info.value)
+    assert "SECRET" not in str(info.value)
+
+
+def test_backend_names_must_be_unique(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("FAILOVER_BACKENDS", "memory://a,s3://x?name=memory:a")
+    with pytest.raises(ConfigError, match=r"^FAILOVER_BACKENDS: .*same name 'memory:a'"):
+        Settings.from_env()
+    with pytest.raises(ConfigError, match=r"^urls: .*same name 'a'"):
+        Settings.from_urls(["a", "a"])
+
+
+def test_from_urls_takes_names_of_backends_built_by_the_caller() -> None:
+    assert Settings.from_urls(["a", "memory:b"]).backends == ("a", "memory:b")
+    with pytest.raises(ConfigError, match=r"^FAILOVER_BACKENDS: backend URL 'a': unknown scheme"):
+        Settings.from_env({"FAILOVER_BACKENDS": "a"})
+
+
+def test_with_options_keeps_backend_names_unparsed() -> None:
+    settings = Settings(backends=("memory:a", "memory:b"), timeout_seconds=3)
+    changed = settings.with_options(timeout_seconds=1, hedge_delay_ms=None)
+    assert (changed.backends, changed.timeout_seconds) == (("memory:a", "memory:b"), 1)
+    assert settings.with_options(timeout_seconds=None).timeout_seconds == 10
+    with pytest.raises(ConfigError, match=r"^retry_attempts='0' is invalid"):
+        settings.with_options(retry_attempts=0)
+
+
+def test_keyword_values_of_the_wrong_type_name_the_keyword() -> None:
+    with pytest.raises(ConfigError, match=r"^timeout_seconds: a list is not accepted; expected"):
+        Settings.from_urls(URLS.split(","), timeout_seconds=[1])
+    with pytest.raises(ConfigError, match=r"^encryption_key: a bytes is neither"):
+        Settings.from_urls(URLS.split(","), encryption_key=b"raw bytes")
+    with pytest.raises(ConfigError, match=r"^urls: a backend URL must be a str, not int"):
+        Settings.from_urls(["memory://a", 3])  # type: ignore[list-item]

@@ -298,7 +298,10 @@ def test_an_endpoint_that_never_answers_does_not_hang_the_audit(
         started = time.monotonic()
         report = audit(Settings.from_urls(urls, journal=journal), probe_timeout_seconds=1)
         elapsed = time.monotonic() - started
-    assert elapsed < 3
+    # The 1 s probe timeout ends the probe; without it the audit would wait forever. The
+    # bound is 10x that: only an audit the timeout did not end, not a loaded machine,
+    # fails it.
+    assert elapsed < 10, f"the audit took {elapsed:.1f} s"
     finding = next(f for f in report.findings if f.code == "endpoint-unreachable")
     assert finding.backend == "s3:b"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -19,6 +21,16 @@ from failover.replication.writer import RecentKeys, delete_if_older, write_if_ne
 from failover.testing import FaultyBackend
 
 from .test_storage import down, trio
+
+
+def wait_until(condition: Callable[[], bool], *, timeout_seconds: float = 30.0) -> bool:
+    """Poll ``condition`` until it holds or the (generous) time runs out."""
+    give_up = time.monotonic() + timeout_seconds
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        threading.Event().wait(0.005)
+    return True
 
 
 def replica_state(backend: FaultyBackend, key: str) -> tuple[bytes, str, str]:
@@ -284,11 +296,7 @@ def test_read_verifying_latest_version_schedules_read_repair() -> None:
         # 'a' is scheduled for read repair whether it answered within the majority or
         # after it (late heads finish on their own workers).
         assert store._dispatch.breakers.available("a")
-        for _ in range(1000):
-            if store.health()["a"].pending_repairs == 1:
-                break
-            threading.Event().wait(0.002)
-        assert store.health()["a"].pending_repairs == 1
+        assert wait_until(lambda: store.health()["a"].pending_repairs == 1)
         assert store.repair().repaired == 1
         assert store.get("k") == b"v2"
 
@@ -348,8 +356,9 @@ def test_unacknowledged_write_that_landed_nowhere_is_dropped_after_grace() -> No
 
 def test_one_policy_acknowledges_first_and_replicates_in_background() -> None:
     backends, store = trio(write_policy="one")
-    backends[1].set(hang=True, hang_seconds=10, operations={"put"})
-    backends[2].set(hang=True, hang_seconds=10, operations={"put"})
+    # Hung until healed below: long enough that no slowness makes them time out first.
+    backends[1].set(hang=True, hang_seconds=120, operations={"put"})
+    backends[2].set(hang=True, hang_seconds=120, operations={"put"})
     with store:
         info = store.put("k", b"fast ack")
         assert info.backend == "a"
@@ -380,9 +389,5 @@ def test_background_worker_repairs_without_being_asked() -> None:
         assert store.flush()
         backends[2].heal()
         store._dispatch.breakers.reset("c")
-        for _ in range(500):
-            if store.health()["c"].pending_repairs == 0:
-                break
-            threading.Event().wait(0.01)
-        assert store.health()["c"].pending_repairs == 0
+        assert wait_until(lambda: store.health()["c"].pending_repairs == 0)
     assert backends[2].inner.get("k").data == b"v"

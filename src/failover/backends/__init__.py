@@ -10,7 +10,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from failover.backends._url import BackendURL, parse_backend_url
+from failover.backends._url import (
+    PARAMETERS,
+    BackendURL,
+    parse_backend_url,
+    redact_backend_url,
+    validate_backend_url,
+)
 from failover.backends.base import Backend, FetchedObject, ObjectReader, StoredObject
 from failover.backends.local import LocalBackend
 from failover.backends.memory import MemoryBackend
@@ -22,6 +28,7 @@ if TYPE_CHECKING:
     from failover.backends.s3 import S3Backend
 
 __all__ = [
+    "PARAMETERS",
     "AzureBlobBackend",
     "Backend",
     "BackendURL",
@@ -34,6 +41,8 @@ __all__ = [
     "StoredObject",
     "from_url",
     "parse_backend_url",
+    "redact_backend_url",
+    "validate_backend_url",
 ]
 
 # scheme -> (module, class, extra that installs its SDK)
@@ -73,9 +82,10 @@ def from_url(url: str, *, timeout_seconds: float = 10.0, max_connections: int = 
         max_connections: HTTP connection pool size (match the expected concurrency).
 
     Raises:
-        ConfigError: for a malformed URL, an unknown parameter, or a missing SDK extra.
+        ConfigError: for a malformed URL, a parameter the scheme does not accept (see
+            :data:`PARAMETERS`), or a missing SDK extra.
     """
-    parsed = parse_backend_url(url)
+    parsed = validate_backend_url(url)
     if parsed.scheme == "memory":
         return MemoryBackend.from_url(parsed)
     if parsed.scheme == "file":

@@ -29,6 +29,12 @@ variable                                  meaning
 The storage-only variables (write policy, quorum, journal, repair interval) do not apply
 to invocations; a ``FAILOVER_INVOKE_*`` variable that is not in the table is a
 :class:`~failover.errors.ConfigError` (a typo would otherwise be silently ignored).
+:data:`ENV_VARIABLES` lists every variable read.
+
+A bad value raises :class:`~failover.errors.ConfigError` as for storage (the messages
+are built by the same function): it names the variable (``from_env``) or the keyword
+(``urls``, ``function_error``, an option's name), what is wrong and what is accepted,
+chains the parser's error, and never echoes a credential.
 """
 
 from __future__ import annotations
@@ -39,11 +45,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from failover.config import ENV_PREFIX, SETTINGS_TABLE, Settings, _parse
+from failover.backends import redact_backend_url
+from failover.config import (
+    ENV_PREFIX,
+    SETTINGS_TABLE,
+    Settings,
+    _choice,
+    _parse,
+    _parse_options,
+    _Spec,
+)
 from failover.errors import ConfigError
 from failover.invoke._url import check_target_names, parse_target_url
 
 __all__ = [
+    "ENV_VARIABLES",
     "FUNCTIONS_VARIABLE",
     "FUNCTION_ERROR_POLICIES",
     "INVOKE_ENV_PREFIX",
@@ -67,7 +83,48 @@ INVOKE_OPTIONS: tuple[str, ...] = (
     "breaker_reset_seconds",
 )
 _FUNCTION_ERROR = "function_error"
+_FUNCTION_ERROR_VARIABLE = INVOKE_ENV_PREFIX + _FUNCTION_ERROR.upper()
+#: Every variable :meth:`InvokerSettings.from_env` reads.
+ENV_VARIABLES: tuple[str, ...] = (
+    FUNCTIONS_VARIABLE,
+    *(ENV_PREFIX + option.upper() for option in INVOKE_OPTIONS),
+    *(INVOKE_ENV_PREFIX + option.upper() for option in INVOKE_OPTIONS),
+    _FUNCTION_ERROR_VARIABLE,
+)
 _TARGET_SCHEMES = "lambda://, azfunc+https://, gcf+https://, https://"
+
+
+def _target_list(items: Iterable[object]) -> tuple[str, ...]:
+    """Validate target URLs (blank ones skipped); their names must be unique."""
+    urls: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"a target URL must be a str, not {type(item).__name__}")
+        if "," in item:
+            raise ConfigError(
+                f"target URL {redact_backend_url(item)!r} contains ','; pass each separately"
+            )
+        if item.strip():
+            urls.append(item.strip())
+    if not urls:
+        raise ConfigError("no target URL given")
+    check_target_names([parse_target_url(url).name for url in urls])
+    return tuple(urls)
+
+
+_FUNCTIONS_SPEC = _Spec(
+    lambda text: _target_list(text.split(",")),
+    f"comma-separated target URLs ({_TARGET_SCHEMES})",
+    "(required)",
+    "function targets in priority order",
+    secret=True,  # a URL pasted with credentials in it is rejected, never echoed
+)
+_FUNCTION_ERROR_SPEC = _Spec(
+    _choice(FUNCTION_ERROR_POLICIES),
+    " | ".join(FUNCTION_ERROR_POLICIES),
+    "failover",
+    "what a function's own error does",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,25 +162,21 @@ class InvokerSettings:
         """
         env = os.environ if environ is None else environ
         raw = env.get(FUNCTIONS_VARIABLE, "")
-        urls = tuple(part.strip() for part in raw.split(",") if part.strip())
-        if not urls:
+        if not raw.replace(",", "").strip():
             raise ConfigError(
                 f"{FUNCTIONS_VARIABLE} is not set: give comma-separated target URLs in "
                 f"priority order ({_TARGET_SCHEMES}), e.g. {FUNCTIONS_VARIABLE}="
                 "lambda://thumbnail?region=eu-west-1,gcf+https://europe-west1-acme."
                 "cloudfunctions.net/thumbnail"
             )
-        _check_urls(urls, label=FUNCTIONS_VARIABLE)
+        urls = _parse(_FUNCTIONS_SPEC, raw, label=FUNCTIONS_VARIABLE)
         unknown = sorted(
             variable
             for variable in env
-            if variable.startswith(INVOKE_ENV_PREFIX)
-            and variable[len(INVOKE_ENV_PREFIX) :].lower() not in (*INVOKE_OPTIONS, _FUNCTION_ERROR)
+            if variable.startswith(INVOKE_ENV_PREFIX) and variable not in ENV_VARIABLES
         )
         if unknown:
-            known = ", ".join(
-                INVOKE_ENV_PREFIX + n.upper() for n in (*INVOKE_OPTIONS, _FUNCTION_ERROR)
-            )
+            known = ", ".join(v for v in ENV_VARIABLES if v.startswith(INVOKE_ENV_PREFIX))
             raise ConfigError(f"unknown variable(s) {', '.join(unknown)}; known: {known}")
         values: dict[str, Any] = {}
         for option in INVOKE_OPTIONS:
@@ -132,15 +185,14 @@ class InvokerSettings:
                 if text is not None and text.strip():
                     values[option] = _parse(SETTINGS_TABLE[option], text, label=variable)
                     break
-        policy = env.get(INVOKE_ENV_PREFIX + _FUNCTION_ERROR.upper(), "").strip().lower()
-        if policy and policy not in FUNCTION_ERROR_POLICIES:
-            raise ConfigError(
-                f"{INVOKE_ENV_PREFIX}{_FUNCTION_ERROR.upper()}={policy!r} is invalid; "
-                f"expected {' | '.join(FUNCTION_ERROR_POLICIES)}"
-            )
+        policy = env.get(_FUNCTION_ERROR_VARIABLE, "")
         return cls(
             resilience=Settings(backends=urls, **values),
-            function_error=policy or "failover",
+            function_error=(
+                _parse(_FUNCTION_ERROR_SPEC, policy, label=_FUNCTION_ERROR_VARIABLE)
+                if policy.strip()
+                else "failover"
+            ),
         )
 
     @classmethod
@@ -163,9 +215,9 @@ class InvokerSettings:
             ConfigError: a URL or an option is invalid, or an option does not apply to
                 invocations.
         """
-        urls = (urls,) if isinstance(urls, str) else tuple(urls)
-        _check_urls(urls, label="urls")
-        return cls.for_targets(urls, function_error=function_error, **options)
+        items = (urls,) if isinstance(urls, str) else urls
+        targets = _parse(_FUNCTIONS_SPEC, items, label="urls", parse=_target_list)
+        return cls.for_targets(targets, function_error=function_error, **options)
 
     @classmethod
     def for_targets(
@@ -186,13 +238,16 @@ class InvokerSettings:
                 f"unknown invoker option(s) {', '.join(misplaced)}; options are: "
                 f"{', '.join(INVOKE_OPTIONS)}, function_error"
             )
-        policy = str(function_error).strip().lower()
-        # Settings.from_urls parses and validates the options; target names are not
-        # URLs (a name may hold a ','), so they are put in afterwards.
-        validated = Settings.from_urls(["target"], **options)
+        policy = _parse(
+            _FUNCTION_ERROR_SPEC,
+            function_error,
+            label=_FUNCTION_ERROR,
+            parse=lambda value: _FUNCTION_ERROR_SPEC.parse(str(value)),
+        )
+        # Target names are not URLs (a name may hold a ','): only the options are parsed.
         return cls(
-            resilience=dataclasses.replace(validated, backends=tuple(names)),
-            function_error=policy,  # type: ignore[arg-type]
+            resilience=Settings(backends=tuple(names), **_parse_options(options)),
+            function_error=policy,
         )
 
     def with_options(self, **options: Any) -> InvokerSettings:
@@ -208,18 +263,3 @@ class InvokerSettings:
             **{name: getattr(changed.resilience, name) for name in options},
         )
         return InvokerSettings(resilience=resilience, function_error=changed.function_error)
-
-
-def _check_urls(urls: tuple[str, ...], *, label: str) -> None:
-    if not urls:
-        raise ConfigError(f"{label}: give at least one target URL ({_TARGET_SCHEMES})")
-    for url in urls:
-        if not isinstance(url, str):
-            raise ConfigError(f"{label}: target URL must be a str, not {type(url).__name__}")
-        if "," in url:
-            raise ConfigError(f"{label}: target URL {url!r} contains ','; pass each separately")
-    try:
-        names = [parse_target_url(url).name for url in urls]
-    except ConfigError as exc:
-        raise ConfigError(f"{label}: {exc}") from None
-    check_target_names(names)

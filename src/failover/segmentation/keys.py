@@ -167,21 +167,38 @@ class StaticKeyProvider:
             ConfigError: naming the variable, the faulty entry's position and the
                 expected format; the value itself is never echoed.
         """
+        try:
+            return cls.parse(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{variable}: {exc}; {_FORMAT_HINT}") from exc
+
+    @classmethod
+    def parse(cls, text: str) -> StaticKeyProvider:
+        """Parse the ``FAILOVER_ENCRYPTION_KEY`` format, not saying where it came from.
+
+        For callers that name the source themselves (``failover.config`` names the
+        variable or the keyword); :meth:`from_env_value` names the variable.
+
+        Raises:
+            ConfigError: naming the faulty entry's position and what is wrong with it,
+                but neither the source nor the expected format (the caller adds both);
+                the value itself is never echoed.
+        """
         entries = [part.strip() for part in text.split(",")]
         if not any(entries):
-            raise ConfigError(f"{variable} is empty; {_FORMAT_HINT}")
+            raise ConfigError("the value is empty")
         pairs: list[tuple[str, bytes]] = []
         seen: set[str] = set()
         for position, entry in enumerate(entries, start=1):
-            where = f"{variable} entry {position} of {len(entries)}"
+            where = f"entry {position} of {len(entries)}"
             if not entry:
-                raise ConfigError(f"{where} is empty; {_FORMAT_HINT}")
+                raise ConfigError(f"{where} is empty")
             key_id, sep, encoded = entry.rpartition(":")
             key = _decode_key(encoded.strip(), where=where)
             if sep:
                 key_id = key_id.strip()
                 if not _STATIC_ID.fullmatch(key_id):
-                    raise ConfigError(f"{where} has an invalid key id; {_FORMAT_HINT}")
+                    raise ConfigError(f"{where} has an invalid key id")
             else:
                 key_id = derive_key_id(key)
             if key_id in seen:
@@ -286,9 +303,7 @@ def _decode_key(encoded: str, *, where: str) -> bytes:
     try:
         key = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigError(f"{where} is not valid base64; {_FORMAT_HINT}") from None
+        raise ConfigError(f"{where} is not valid base64") from None
     if len(key) != MASTER_KEY_BYTES:
-        raise ConfigError(
-            f"{where} decodes to {len(key)} bytes, not {MASTER_KEY_BYTES}; {_FORMAT_HINT}"
-        )
+        raise ConfigError(f"{where} decodes to {len(key)} bytes, not {MASTER_KEY_BYTES}")
     return key

@@ -116,9 +116,7 @@ class FaultSettings:
                 )
             object.__setattr__(self, "operations", ops)
         if self.keys is not None:
-            if isinstance(self.keys, str):
-                raise TypeError("keys must be a collection of keys, not one string")
-            object.__setattr__(self, "keys", frozenset(self.keys))
+            object.__setattr__(self, "keys", _key_set(self.keys))
 
     def affects(self, operation: str, key: str | None = None) -> bool:
         """Tell whether faults apply to ``operation`` (on ``key``, when given)."""
@@ -198,7 +196,7 @@ class FaultyBackend:
             hang_seconds=hang_seconds,
             corrupt=corrupt,
             operations=None if operations is None else frozenset(operations),
-            keys=None if keys is None else frozenset(keys),
+            keys=None if keys is None else _key_set(keys),
         )
         self._rng = random.Random(seed)  # noqa: S311 - fault schedule, not cryptography
         self._sleep = sleep
@@ -458,6 +456,12 @@ class FaultyBackend:
         if issubclass(error, BackendError):
             return error(message, backend=self.name)
         return error(message)
+
+
+def _key_set(keys: Iterable[str]) -> frozenset[str]:
+    if isinstance(keys, str):  # frozenset("key") would be a set of its characters
+        raise TypeError("keys must be a collection of keys, not one string")
+    return frozenset(keys)
 
 
 def _flip_first_byte(data: bytes) -> bytes:
