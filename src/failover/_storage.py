@@ -20,6 +20,7 @@ from failover.backends.base import (
     ByteRange,
     ObjectReader,
     StoredObject,
+    replica_identity,
     resolve_range,
 )
 from failover.config import Settings
@@ -126,7 +127,10 @@ class Storage:
         self._worker: RepairWorker | None = None
         if self._replicated:
             try:
-                self._journal = RepairJournal(settings.journal_path)
+                self._journal = RepairJournal(
+                    settings.journal_path,
+                    replicas={b.name: replica_identity(b) for b in backends},
+                )
             except BaseException:
                 self._dispatch.close()
                 raise
@@ -235,13 +239,21 @@ class Storage:
     # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop workers and release clients. Does not wait for a hung replica."""
+        """Drain replica writes still in flight, then stop workers and release clients.
+
+        A ``quorum`` or ``one`` write returns before its slower replicas finish; close
+        waits for them, retries included, up to ``deadline_seconds`` (a short-lived
+        process must not drop them). After it returns no attempt or retry starts: an
+        attempt still stuck inside a provider SDK is abandoned, its replica stays
+        pending in the journal, and the repairer (any instance's) completes it.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         if self._worker is not None:
             self._worker.stop()
+        self._in_flight.wait_idle(self._settings.deadline_seconds)
         self._dispatch.close()
         if self._journal is not None:
             self._journal.close()
@@ -300,13 +312,7 @@ class Storage:
             errors = failure.errors
             misses = [e for e in errors.values() if isinstance(e, NotFoundError)]
             corrupt = [e for e in errors.values() if isinstance(e, IntegrityError)]
-            if (
-                misses
-                and not any(
-                    is_transient(e) for e in errors.values() if not isinstance(e, NotFoundError)
-                )
-                and not corrupt
-            ):
+            if misses and not corrupt and self._absence_confirmed(key, errors):
                 raise NotFoundError(key) from failure
             if corrupt and len(corrupt) + len(misses) == len(errors):
                 raise IntegrityError(
@@ -712,6 +718,25 @@ class Storage:
 
         return used, rest(), infos
 
+    def _absence_confirmed(self, key: str, errors: Mapping[str, BaseException]) -> bool:
+        """Tell whether the replicas' answers prove that ``key`` does not exist.
+
+        A write is acknowledged by ``required_acks`` (W) of the N replicas, so any
+        N - W + 1 of them include one that holds it: that many trustworthy "not found"
+        answers prove absence (Dynamo's read/write quorum overlap). A "not found" from
+        a replica the journal knows missed a write of the key proves nothing; one from a
+        replica that missed its delete (not asked) counts, since the key is gone.
+        Fewer answers than that, with the rest unreachable, is an availability error.
+        """
+        pending = self._journal.pending_for_key(key) if self._journal is not None else {}
+        trusted = [
+            name
+            for name, exc in errors.items()
+            if isinstance(exc, NotFoundError)
+            and (name not in pending or pending[name].op == "delete")
+        ]
+        return len(trusted) >= len(self._backends) - self._settings.required_acks + 1
+
     def _journal_hints(
         self, key: str, exclude: Mapping[str, BaseException]
     ) -> tuple[dict[str, BaseException], set[str]]:
@@ -737,8 +762,11 @@ class Storage:
         """Describe an object (size, checksum, version, content type, metadata).
 
         Raises:
-            NotFoundError: no reachable replica has the key.
-            AllBackendsFailed: no replica could answer.
+            NotFoundError: the key does not exist: enough replicas said so to overlap
+                every acknowledged write (N - W + 1 of them), and none of those is
+                known to have missed a write of it.
+            AllBackendsFailed: no replica could answer, or too few to tell absence
+                from an outage (``.errors`` has every backend's reason).
         """
         self._check_open()
         validate_key(key)
@@ -746,7 +774,11 @@ class Storage:
         return _object_info(info, first_backend=name)
 
     def exists(self, key: str) -> bool:
-        """True if a reachable replica has the key."""
+        """True if a replica has the key; False only when that is proven (see :meth:`head`).
+
+        Raises:
+            AllBackendsFailed: too few replicas answered to tell.
+        """
         try:
             self.head(key)
         except NotFoundError:

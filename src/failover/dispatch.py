@@ -138,6 +138,7 @@ class Dispatcher:
         self._demoted: set[str] = set()
         self._since_check: dict[str, int] = {}
         self._demoted_lock = threading.Lock()
+        self._stopped = threading.Event()
 
     # -- configuration -----------------------------------------------------------------
 
@@ -172,7 +173,12 @@ class Dispatcher:
         emit(self._hooks, event)
 
     def close(self) -> None:
-        """Stop accepting calls; never waits for a hung backend."""
+        """Stop: no attempt or retry starts from now on; never waits for a hung backend.
+
+        An attempt already inside a backend call is abandoned: it runs to its end on its
+        worker thread, and only what it does itself (a journal row cleared) follows.
+        """
+        self._stopped.set()
         for executor in self._executors.values():
             executor.shutdown(wait=False, cancel_futures=True)
 
@@ -247,6 +253,8 @@ class Dispatcher:
         retry: bool = True,
     ) -> T:
         def attempt() -> T:
+            if self._stopped.is_set():  # closed while queued or between retries
+                raise BackendSkipped(f"[{name}] not tried: the store was closed")
             if not ignore_breaker and not self.breakers.allow(name):
                 raise BackendSkipped(
                     f"[{name}] not tried: circuit breaker open "

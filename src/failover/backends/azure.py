@@ -257,6 +257,11 @@ class AzureBlobBackend:
         """Backend name (``az:<container>`` unless overridden)."""
         return self._name
 
+    @property
+    def identity(self) -> str:
+        """Account, container and prefix: where these objects live (the journal's scope)."""
+        return f"az|{self._client.url}|{self._prefix}"
+
     def _blob(self, key: str) -> BlobClient:
         return self._client.get_blob_client(self._prefix + key)
 

@@ -42,6 +42,7 @@ __all__ = [
     "FetchedObject",
     "ObjectReader",
     "StoredObject",
+    "replica_identity",
     "resolve_range",
 ]
 
@@ -49,6 +50,28 @@ __all__ = [
 META_VERSION = "failover_version"
 #: Provider-metadata name of the sha256 hex digest of the content.
 META_SHA256 = "failover_sha256"
+
+
+def replica_identity(backend: object) -> str:
+    """Where a backend's objects physically live, as one string (the journal's scope).
+
+    The built-in backends expose an ``identity`` property made of everything that tells
+    one storage location from another (scheme, endpoint, account, bucket or directory,
+    prefix), so that two configurations naming different places alike, or the same
+    place differently, never act on each other's journal rows. A third-party backend
+    without one is identified by its name alone.
+
+    Args:
+        backend: a Backend.
+
+    Returns:
+        The identity string.
+    """
+    identity = getattr(backend, "identity", None)
+    if isinstance(identity, str) and identity:
+        return identity
+    return f"name|{getattr(backend, 'name', '')}"
+
 
 #: ``(start, stop)`` with slice semantics; ``stop=None`` reads to the end.
 ByteRange = tuple[int, int | None]
@@ -113,7 +136,7 @@ class Backend(Protocol):
 
     @property
     def name(self) -> str:
-        """Stable name used in health, errors, events and the journal."""
+        """Stable name used in health, errors, events and messages."""
         ...
 
     def put(

@@ -228,8 +228,14 @@ class GCSBackend:
 
     @property
     def name(self) -> str:
-        """Stable name used in health, errors, events and the journal."""
+        """Stable name used in health, errors, events and messages."""
         return self._name
+
+    @property
+    def identity(self) -> str:
+        """Endpoint, bucket and prefix: where these objects live (the journal's scope)."""
+        endpoint = self._endpoint or "https://storage.googleapis.com"
+        return f"gs|{endpoint}|{self._bucket_name}|{self._prefix}"
 
     @property
     def bucket(self) -> str:

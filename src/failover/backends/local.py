@@ -93,6 +93,11 @@ class LocalBackend:
         return self._name
 
     @property
+    def identity(self) -> str:
+        """The directory, symlinks resolved: where these objects live (the journal's scope)."""
+        return f"file|{self._root.resolve()}"
+
+    @property
     def root(self) -> Path:
         """The directory holding the objects."""
         return self._root

@@ -8,6 +8,7 @@ gets a private store.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -80,6 +81,11 @@ class MemoryBackend:
     def name(self) -> str:
         """Backend name."""
         return self._name
+
+    @property
+    def identity(self) -> str:
+        """This process's store and the prefix: where these objects live (journal scope)."""
+        return f"memory|{os.getpid()}|{id(self._store):x}|{self._prefix}"
 
     def _get_entry(self, key: str) -> _Entry:
         entry = self._store.objects.get(self._prefix + key)

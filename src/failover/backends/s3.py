@@ -185,6 +185,11 @@ class S3Backend:
         return self._name
 
     @property
+    def identity(self) -> str:
+        """Endpoint, bucket and prefix: where these objects live (the journal's scope)."""
+        return f"s3|{self._client.meta.endpoint_url}|{self._bucket}|{self._prefix}"
+
+    @property
     def bucket(self) -> str:
         """The bucket this backend stores into."""
         return self._bucket

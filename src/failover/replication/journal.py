@@ -13,8 +13,18 @@ completions use ``synchronous=NORMAL`` (a completion lost to a power cut only ma
 repair re-check a replica that is already fine). WAL mode with ``busy_timeout`` makes
 the file safe to share between processes on one host. The file is created ``0600``.
 
-One row per ``(backend, key)``: a newer version replaces an older pending one, because
+One row per ``(replica, key)``: a newer version replaces an older pending one, because
 repairing to the newest version also repairs every older write.
+
+**Scope.** Rows are keyed by each replica's *identity* (scheme, endpoint, account,
+bucket or directory, prefix: :func:`~failover.backends.base.replica_identity`), never
+by its display name, and a journal object sees only the rows of the replicas it was
+opened for. Two configurations sharing one file (two applications on a host with the
+default path, different prefixes in the same buckets, both naming a backend ``aws``)
+therefore never see, repair or drop each other's rows; two configurations over the
+same places share them, as they should. Files written before rows were scoped (schema
+version 0, rows keyed by name) are migrated once, by the first configuration that
+opens them: its backends' names are taken to mean its replicas.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +61,11 @@ CREATE TABLE IF NOT EXISTS actions (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS actions_by_key ON actions (key);
 """
+#: ``PRAGMA user_version`` of a file whose rows are keyed by replica identity.
+_SCOPED_SCHEMA = 1
 
 _BUSY_TIMEOUT_MS = 30_000
+_COLUMNS = "backend, key, version, op, attempts, last_error, created"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +98,28 @@ class RepairJournal:
         path: the SQLite file (created with 0600 permissions, parent directories
             created), or ``":memory:"`` for a journal that lives only as long as this
             object (tests, demos: it survives no crash).
+        replicas: backend name to replica identity, for every backend of the
+            configuration; the journal sees only these replicas' rows, and its methods
+            take and return names. Default: each name of a backend passed later is its
+            own identity (a journal used by one configuration only).
 
     Raises:
-        ConfigError: the file cannot be created or opened (the message names it).
+        ConfigError: the file cannot be created or opened (the message names it), or
+            two names share one identity.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, replicas: Mapping[str, str] | None = None) -> None:
         self._path = path
+        self._scope: dict[str, str] | None = None if replicas is None else dict(replicas)
+        if self._scope is not None:
+            shared = {i for i in self._scope.values() if list(self._scope.values()).count(i) > 1}
+            if shared:
+                names = sorted(n for n, i in self._scope.items() if i in shared)
+                raise ConfigError(
+                    f"backends {', '.join(names)} are one storage location; "
+                    "each replica must be a different bucket, container, directory or prefix"
+                )
+        self._names = {i: n for n, i in (self._scope or {}).items()}
         self._lock = threading.RLock()
         try:
             if path != ":memory:":
@@ -108,6 +136,7 @@ class RepairJournal:
                 if str(mode).lower() != "wal":
                     raise ConfigError(f"FAILOVER_JOURNAL={path!r}: SQLite refused WAL mode")
             self._conn.executescript(_SCHEMA)
+            self._migrate_unscoped_rows()
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(
                 f"FAILOVER_JOURNAL={path!r}: cannot open the repair journal ({exc}); "
@@ -120,10 +149,50 @@ class RepairJournal:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
 
+    def _migrate_unscoped_rows(self) -> None:
+        """Re-key rows of a schema-0 file by this configuration's identities (once)."""
+        if self._scope is None:
+            return  # an unscoped journal leaves the file for the first scoped one
+        with self._transaction(durable=True) as conn:
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= _SCOPED_SCHEMA:
+                return
+            for name, identity in self._scope.items():
+                conn.execute(
+                    """INSERT OR IGNORE INTO actions
+                       SELECT ?, key, version, op, attempts, last_error, created, updated
+                       FROM actions WHERE backend = ?""",
+                    (identity, name),
+                )
+                conn.execute("DELETE FROM actions WHERE backend = ?", (name,))
+            conn.execute(f"PRAGMA user_version = {_SCOPED_SCHEMA}")
+
     @property
     def path(self) -> str:
         """The journal file (``":memory:"`` for an in-memory journal)."""
         return self._path
+
+    def _identity(self, name: str) -> str:
+        if self._scope is None:
+            return name
+        try:
+            return self._scope[name]
+        except KeyError:
+            raise ValueError(f"backend {name!r} is not one of this journal's replicas") from None
+
+    def _visible(self) -> tuple[str, list[object]]:
+        """A SQL condition limiting rows to this journal's replicas, and its parameters.
+
+        The condition holds only ``?`` placeholders (the identities are parameters), so
+        the queries that interpolate it (S608 below) take no value into their text.
+        """
+        if self._scope is None:
+            return "1", []
+        identities: list[object] = list(self._names)
+        return f"backend IN ({','.join('?' * len(identities))})", identities
+
+    def _action(self, row: tuple[object, ...]) -> JournalAction:
+        replica = str(row[0])
+        return JournalAction(self._names.get(replica, replica), *row[1:])  # type: ignore[arg-type]
 
     @contextmanager
     def _transaction(self, *, durable: bool) -> Iterator[sqlite3.Connection]:
@@ -144,7 +213,7 @@ class RepairJournal:
         An existing row for the same backend and key is replaced only by a newer version.
         """
         now = time.time()
-        rows = [(b, key, version, op, now, now) for b in backends]
+        rows = [(self._identity(b), key, version, op, now, now) for b in backends]
         with self._transaction(durable=True) as conn:
             conn.executemany(
                 """INSERT INTO actions (backend, key, version, op, created, updated)
@@ -161,7 +230,7 @@ class RepairJournal:
         with self._transaction(durable=False) as conn:
             conn.execute(
                 "DELETE FROM actions WHERE backend = ? AND key = ? AND version <= ?",
-                (backend, key, version),
+                (self._identity(backend), key, version),
             )
 
     def note_failure(self, action: JournalAction, reason: str) -> None:
@@ -170,54 +239,64 @@ class RepairJournal:
             conn.execute(
                 """UPDATE actions SET attempts = attempts + 1, last_error = ?, updated = ?
                    WHERE backend = ? AND key = ? AND version = ?""",
-                (reason[:500], time.time(), action.backend, action.key, action.version),
+                (
+                    reason[:500],
+                    time.time(),
+                    self._identity(action.backend),
+                    action.key,
+                    action.version,
+                ),
             )
 
     def pending(
         self, backends: Iterable[str] | None = None, *, limit: int | None = None
     ) -> list[JournalAction]:
         """Pending actions (for ``backends`` only, when given), oldest first."""
-        query = "SELECT backend, key, version, op, attempts, last_error, created FROM actions"
-        params: list[object] = []
+        visible, params = self._visible()
+        query = f"SELECT {_COLUMNS} FROM actions WHERE {visible}"  # noqa: S608 - placeholders only
         names = list(backends) if backends is not None else None
         if names is not None:
-            query += f" WHERE backend IN ({','.join('?' * len(names))})"
-            params.extend(names)
+            query += f" AND backend IN ({','.join('?' * len(names))})"
+            params.extend(self._identity(n) for n in names)
         query += " ORDER BY updated, key"
         if limit is not None:
             query += " LIMIT ?"
             params.append(limit)
         with self._lock:
             rows = self._conn.execute(query, params).fetchall()
-        return [JournalAction(*row) for row in rows]
+        return [self._action(row) for row in rows]
 
     def pending_for_key(self, key: str) -> dict[str, JournalAction]:
         """Backend name to its pending action for ``key`` (usually empty)."""
+        visible, params = self._visible()
         with self._lock:
             rows = self._conn.execute(
-                "SELECT backend, key, version, op, attempts, last_error, created FROM actions "
-                "WHERE key = ?",
-                (key,),
+                f"SELECT {_COLUMNS} FROM actions WHERE key = ? AND {visible}",  # noqa: S608
+                [key, *params],
             ).fetchall()
-        return {row[0]: JournalAction(*row) for row in rows}
+        actions = [self._action(row) for row in rows]
+        return {a.backend: a for a in actions}
 
     def pending_under(self, prefix: str) -> dict[tuple[str, str], JournalAction]:
         """``(backend, key)`` to pending action for keys starting with ``prefix``."""
+        visible, params = self._visible()
         with self._lock:
             rows = self._conn.execute(
-                "SELECT backend, key, version, op, attempts, last_error, created FROM actions "
-                "WHERE substr(key, 1, ?) = ?",
-                (len(prefix), prefix),
+                f"SELECT {_COLUMNS} FROM actions WHERE substr(key, 1, ?) = ? AND {visible}",  # noqa: S608
+                [len(prefix), prefix, *params],
             ).fetchall()
-        return {(row[0], row[1]): JournalAction(*row) for row in rows}
+        actions = [self._action(row) for row in rows]
+        return {(a.backend, a.key): a for a in actions}
 
     def counts(self) -> dict[str, int]:
         """Number of pending actions per backend."""
+        visible, params = self._visible()
         with self._lock:
             rows = self._conn.execute(
-                "SELECT backend, COUNT(*) FROM actions GROUP BY backend"
+                f"SELECT backend, COUNT(*) FROM actions WHERE {visible} GROUP BY backend",  # noqa: S608
+                params,
             ).fetchall()
-        return dict(rows)
+        return {self._names.get(replica, replica): count for replica, count in rows}
 
     def close(self) -> None:
         """Close the database connection."""

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
 
+from failover.backends.base import replica_identity
 from failover.errors import BackendError, BackendTimeout, NotFoundError, ThrottledError
 
 if TYPE_CHECKING:
@@ -296,6 +297,11 @@ class FaultyBackend:
     def name(self) -> str:
         """The given name, else the inner backend's."""
         return self._name if self._name is not None else self._inner.name
+
+    @property
+    def identity(self) -> str:
+        """The inner backend's identity: faults do not move where the objects live."""
+        return replica_identity(self._inner)
 
     def put(
         self,
