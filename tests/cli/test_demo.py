@@ -90,8 +90,12 @@ def _interrupt_after_the_outage_begins(
     demo = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "failover.cli",
+            "-c",
+            # As in a terminal, Ctrl-C raises KeyboardInterrupt: a test run started in
+            # the background by a non-interactive shell inherits SIGINT ignored, and
+            # Python then leaves it ignored in its children.
+            "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "sys.argv[0] = 'failover'; runpy.run_module('failover.cli', run_name='__main__')",
             "demo",
             "--clouds",
             clouds,
