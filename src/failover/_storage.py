@@ -8,6 +8,7 @@ import heapq
 import io
 import mimetypes
 import random
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
@@ -33,6 +34,7 @@ from failover.errors import (
     FailoverError,
     IntegrityError,
     NotFoundError,
+    QuorumNotReached,
     is_transient,
 )
 from failover.events import EventHook
@@ -348,7 +350,9 @@ class Storage:
         Raises:
             InvalidKeyError: the key breaks the rules (nothing is written).
             InvalidMetadataError: metadata that not every cloud can store.
-            QuorumNotReached: too few replicas acknowledged; ``.failed`` says why.
+            QuorumNotReached: too few replicas acknowledged: the outcome is unknown
+                (``.succeeded`` hold the write, which repair copies to the others
+                unless superseded; ``.failed`` says why the rest did not confirm).
         """
         self._check_open()
         validate_key(key)
@@ -429,7 +433,17 @@ class Storage:
         journal = self._journal
         names = list(self._backends)
         if journal is not None:
-            journal.record(names, key, version, operation)
+            try:
+                journal.record(names, key, version, operation)
+            except (sqlite3.Error, OSError) as exc:
+                # Nothing was sent: without a durable intent no replica is written.
+                if cleanup is not None:
+                    cleanup()
+                raise FailoverError(
+                    f"{operation} of {key!r} not attempted: the repair journal "
+                    f"{journal.path!r} cannot record it ({exc}); nothing was written. "
+                    "Check that its disk has space and is writable (FAILOVER_JOURNAL)"
+                ) from exc
             self._in_flight.add(names, key)
 
         def run(name: str) -> T:
@@ -438,14 +452,24 @@ class Storage:
                 journal.complete(name, key, version)
             return result
 
-        return self._dispatch.fan_out(
-            operation,
-            key,
-            run,
-            required=self._settings.required_acks,
-            cleanup=cleanup,
-            on_finished=lambda name: self._in_flight.discard(name, key),
-        )
+        try:
+            return self._dispatch.fan_out(
+                operation,
+                key,
+                run,
+                required=self._settings.required_acks,
+                cleanup=cleanup,
+                on_finished=lambda name: self._in_flight.discard(name, key),
+            )
+        except QuorumNotReached as short:
+            raise QuorumNotReached(
+                key,
+                operation=operation,
+                version=version,
+                required=short.required,
+                succeeded=short.succeeded,
+                failed=short.failed,
+            ) from short
 
     def delete(self, key: str) -> None:
         """Delete an object from every replica, acknowledged per the write policy.
@@ -454,7 +478,8 @@ class Storage:
 
         Raises:
             InvalidKeyError: the key breaks the rules.
-            QuorumNotReached: too few replicas acknowledged the delete.
+            QuorumNotReached: too few replicas acknowledged the delete: the outcome is
+                unknown (see :class:`~failover.errors.QuorumNotReached`).
         """
         self._check_open()
         validate_key(key)

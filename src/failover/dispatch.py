@@ -536,6 +536,7 @@ class Dispatcher:
             )
         raise QuorumNotReached(
             key,
+            operation=operation,
             required=required,
             succeeded=[n for n in self._names if n in acks],
             failed={n: failed[n] for n in self._names if n in failed},

@@ -10,7 +10,7 @@ Every exception the library raises derives from :class:`FailoverError`::
     ├── IntegrityError                      bytes do not match their sha256 on every replica
     ├── AllBackendsFailed                   no backend could serve the call; .errors per backend
     ├── BackendSkipped                      in AllBackendsFailed.errors: why one was not tried
-    ├── QuorumNotReached                    too few replicas acknowledged a write
+    ├── QuorumNotReached                    too few acknowledgements: outcome unknown
     └── BackendError                        one backend's failure, mapped from its SDK
         ├── TransientError                  worth retrying or failing over
         │   ├── BackendUnavailable          connection refused, reset or DNS failure
@@ -178,10 +178,19 @@ class AllBackendsFailed(FailoverError):
 
 
 class QuorumNotReached(FailoverError):
-    """Fewer replicas acknowledged a write than the write policy requires.
+    """Fewer replicas acknowledged a write than the write policy requires: outcome unknown.
+
+    The write is *not* known to have failed. The replicas in ``succeeded`` hold it (a
+    read may return it), the others are recorded in the repair journal, and repair will
+    copy it to them unless a later write or delete of the key supersedes it. To settle
+    the key, write or delete it again; to learn what the replicas hold now, read it.
 
     Attributes:
-        succeeded: names of the backends that acknowledged.
+        key: the key written.
+        operation: ``"put"`` or ``"delete"`` (or ``"head"``: a ``consistency="latest"``
+            read that a majority did not answer).
+        version: the version stamp of the write (``None`` when not known).
+        succeeded: names of the backends that acknowledged (and so hold the write).
         failed: backend name to the exception it raised (or why it was not tried).
         required: how many acknowledgements were needed.
     """
@@ -193,17 +202,32 @@ class QuorumNotReached(FailoverError):
         required: int,
         succeeded: Iterable[str],
         failed: Mapping[str, BaseException],
+        operation: str = "put",
+        version: str | None = None,
     ) -> None:
         self.key = key
+        self.operation = operation
+        self.version = version
         self.required = required
         self.succeeded: tuple[str, ...] = tuple(succeeded)
         self.failed: dict[str, BaseException] = dict(failed)
         details = "; ".join(
             f"{name}: {type(err).__name__}: {err}" for name, err in self.failed.items()
         )
+        stamp = f" (version {version})" if version else ""
+        held = ", ".join(self.succeeded) or "none"
+        if operation not in ("put", "delete"):  # a read that needed a majority of answers
+            super().__init__(
+                f"{operation} of {key!r}: {len(self.succeeded)} of the {required} answers "
+                f"required (answered: {held}; failed: {details})"
+            )
+            return
         super().__init__(
-            f"write of {key!r} acknowledged by {len(self.succeeded)} of the {required} "
-            f"required backends (ok: {', '.join(self.succeeded) or 'none'}; failed: {details})"
+            f"{operation} of {key!r}{stamp}: outcome unknown, acknowledged by "
+            f"{len(self.succeeded)} of the {required} replicas required "
+            f"(held by: {held}; not confirmed: {details}). "
+            "It may be visible to reads and is repaired onto the other replicas unless "
+            "superseded; write or delete the key again to settle it"
         )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from failover.backends.base import META_SHA256, META_VERSION, Backend, StoredObject
-from failover.errors import AllBackendsFailed, BackendError
+from failover.errors import AllBackendsFailed, BackendError, NotFoundError
 from failover.replication.journal import RepairJournal
 from failover.replication.layout import Layout, bytes_match
 from failover.replication.writer import delete_if_older
@@ -106,7 +106,16 @@ class Reconciler:
         fixed = 0
         keys = sorted(listing, key=lambda k: k.encode("utf-8"))
         for done, key in enumerate(keys, start=1):
-            fixed += self._reconcile_key(key, listing[key], tombs.get(key, ""), found, fix=fix)
+            marks = {kind: {n: len(ks) for n, ks in per.items()} for kind, per in found.items()}
+            try:
+                fixed += self._reconcile_key(key, listing[key], tombs.get(key, ""), found, fix=fix)
+            except NotFoundError:
+                # Deleted between the listing and now: the listing no longer describes
+                # it, and whoever deleted it journaled its own replicas. Report nothing
+                # about it and leave it to the next pass rather than abort this one.
+                for kind, per in found.items():
+                    for name, listed_keys in per.items():
+                        del listed_keys[marks[kind][name] :]
             if progress is not None:
                 progress(done, len(keys))
         return ReconcileReport(
