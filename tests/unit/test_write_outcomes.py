@@ -68,7 +68,7 @@ def test_a_journal_that_cannot_record_stops_the_write_and_leaks_nothing(
     with store:
         monkeypatch.setattr(RepairJournal, "record", disk_full)
         big = (b"x" * (1 << 20) for _ in range(12))  # a stream: spooled to a file
-        with pytest.raises(FailoverError, match="repair journal .* cannot record it") as info:
+        with pytest.raises(FailoverError, match=r"repair journal .* cannot record it") as info:
             store.put("k", big)
         assert "nothing was written" in str(info.value)
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
