@@ -31,6 +31,7 @@ from failover.errors import (
     NotFoundError,
     PermanentError,
     QuorumNotReached,
+    Superseded,
     TransientError,
 )
 from failover.invoke import (
@@ -69,6 +70,7 @@ __all__ = [
     "Settings",
     "Storage",
     "StorageReader",
+    "Superseded",
     "TargetNotFoundError",
     "TransientError",
     "__version__",

@@ -35,9 +35,10 @@ from failover.errors import (
     IntegrityError,
     NotFoundError,
     QuorumNotReached,
+    Superseded,
     is_transient,
 )
-from failover.events import EventHook
+from failover.events import ClockSkewDetected, EventHook
 from failover.keys import (
     RESERVED_METADATA_PREFIX,
     validate_key,
@@ -117,7 +118,9 @@ class Storage:
             workers_per_backend=_WORKERS_PER_BACKEND,
             pending_repairs=self._pending_repairs,
         )
-        self._clock = HybridClock(writer_id=writer_id)
+        self._clock = HybridClock(
+            writer_id=writer_id, max_skew_ms=round(settings.max_clock_skew_seconds * 1000)
+        )
         self._closed = False
         self._lock = threading.Lock()
         self._in_flight = InFlight()
@@ -394,8 +397,11 @@ class Storage:
                 metadata=stored_metadata[backend.name],
                 version=version,
                 exists=known,
+                horizon=self._clock.horizon(),
             )
             self._recent_keys.add(key)
+            if outcome.untrusted:
+                self._report_skew(backend.name, key, outcome.untrusted)
             if outcome.superseded:
                 self._clock.observe(_meta(outcome.stored, META_VERSION))
             return outcome.stored
@@ -406,13 +412,15 @@ class Storage:
             if not self._replicated:
                 cleanup()
             raise
+        newer = {n: _meta(s, META_VERSION) for n, s in acks.items()}
+        newer = {n: v for n, v in newer.items() if v != version}
+        if newer:
+            # A replica already held a newer version: ours lost the last-writer-wins
+            # race and is not the key's value (repair spreads the winner, not ours).
+            winner = max(newer, key=lambda n: newer[n])
+            raise Superseded(key, version=version, current=newer[winner], backend=winner)
         name = next(iter(acks))
-        stored = acks[name]
-        if _meta(stored, META_VERSION) != version:
-            # Every acknowledging replica already held a newer version: ours lost the
-            # last-writer-wins race and describes nothing stored.
-            stored = dataclasses.replace(stored, metadata=stored_metadata[name])
-        info = _object_info(stored, first_backend=name)
+        info = _object_info(acks[name], first_backend=name)
         return dataclasses.replace(info, size=size, checksum=content_sha256)
 
     def _replicate(
@@ -490,7 +498,7 @@ class Storage:
 
         def remove(backend: Backend) -> None:
             if self._replicated:
-                delete_if_older(backend, key, version=version)
+                delete_if_older(backend, key, version=version, horizon=self._clock.horizon())
             else:
                 backend.delete(key)
 
@@ -742,6 +750,10 @@ class Storage:
                 self._schedule_corrupt(key, failed, infos)
 
         return used, rest(), infos
+
+    def _report_skew(self, name: str, key: str, version: str) -> None:
+        ahead = self._clock.ahead_ms(version) / 1000
+        self._dispatch.emit(ClockSkewDetected(name, key, version, ahead))
 
     def _absence_confirmed(self, key: str, errors: Mapping[str, BaseException]) -> bool:
         """Tell whether the replicas' answers prove that ``key`` does not exist.

@@ -241,6 +241,13 @@ SETTINGS_TABLE: Mapping[str, _Spec] = {
         "5",
         "background repair period",
     ),
+    "max_clock_skew_seconds": _Spec(
+        _number(minimum=0.001),
+        "seconds > 0",
+        "30",
+        "version stamps further ahead of this host's clock are not trusted: not adopted "
+        "by this writer's clock, and replaced by the next write instead of winning",
+    ),
     "encryption_key": _Spec(
         _encryption_key,
         "a base64-encoded 256-bit key, or comma-separated 'id:base64key' entries with the "
@@ -284,6 +291,7 @@ class Settings:
     breaker_reset_seconds: float = 30.0
     journal: str | None = None
     repair_interval_seconds: float = 5.0
+    max_clock_skew_seconds: float = 30.0
     encryption_key: KeyProvider | None = None
     redundancy: Redundancy = "replicate"
     ec_k: int | None = None

@@ -11,6 +11,7 @@ Every exception the library raises derives from :class:`FailoverError`::
     ├── AllBackendsFailed                   no backend could serve the call; .errors per backend
     ├── BackendSkipped                      in AllBackendsFailed.errors: why one was not tried
     ├── QuorumNotReached                    too few acknowledgements: outcome unknown
+    ├── Superseded                          a newer version of the key won: this write lost
     └── BackendError                        one backend's failure, mapped from its SDK
         ├── TransientError                  worth retrying or failing over
         │   ├── BackendUnavailable          connection refused, reset or DNS failure
@@ -54,6 +55,7 @@ __all__ = [
     "PreconditionFailedError",
     "QuorumNotReached",
     "ServerError",
+    "Superseded",
     "ThrottledError",
     "TransientError",
     "is_transient",
@@ -228,6 +230,32 @@ class QuorumNotReached(FailoverError):
             f"(held by: {held}; not confirmed: {details}). "
             "It may be visible to reads and is repaired onto the other replicas unless "
             "superseded; write or delete the key again to settle it"
+        )
+
+
+class Superseded(FailoverError):
+    """A write lost to a newer version of the key: what it wrote is not the key's value.
+
+    Last writer wins by version stamp. When a replica that acknowledged already held a
+    newer (trusted) version, this write is not the key's value on the replicas, now or
+    after repair; it is never reported as a success.
+
+    Attributes:
+        key: the key written.
+        version: this write's version stamp.
+        current: the newer version that won.
+        backend: a replica holding ``current``.
+    """
+
+    def __init__(self, key: str, *, version: str, current: str, backend: str) -> None:
+        self.key = key
+        self.version = version
+        self.current = current
+        self.backend = backend
+        super().__init__(
+            f"put of {key!r} (version {version}) lost to the newer version {current} "
+            f"already on {backend}: read the key to see its value, and write again if "
+            "yours must win"
         )
 
 

@@ -16,6 +16,7 @@ BackendRecovered       INFO       it rose back above the recovery threshold
 FailedOver             INFO       a call moved on from a backend that failed
 RetryScheduled         DEBUG      a transient failure will be retried after a backoff
 HedgeFired             DEBUG      a hedged read went to a second backend
+ClockSkewDetected      WARNING    a replica held a version stamped too far ahead
 =====================  =========  ==================================================
 
 A hook that raises is logged and otherwise ignored: instrumentation never breaks a call.
@@ -33,6 +34,7 @@ __all__ = [
     "BackendDemoted",
     "BackendRecovered",
     "BreakerStateChanged",
+    "ClockSkewDetected",
     "Event",
     "EventHook",
     "FailedOver",
@@ -98,6 +100,19 @@ class HedgeFired(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ClockSkewDetected(Event):
+    """``backend`` held a version of ``key`` stamped ``ahead_seconds`` ahead of this clock.
+
+    Beyond ``FAILOVER_MAX_CLOCK_SKEW_SECONDS`` a stamp is not trusted: this writer's
+    clock does not adopt it and the write replaced it. Some writer's clock is wrong.
+    """
+
+    key: str
+    version: str
+    ahead_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class BackendDemoted(Event):
     """The backend's health score fell below the demotion threshold."""
 
@@ -156,6 +171,14 @@ class LoggingHook:
                 event.backend,
                 event.delay_seconds,
                 event.hedge,
+            )
+        elif isinstance(event, ClockSkewDetected):
+            self._log.warning(
+                "%r on %s has version %s, %.1f s ahead of this clock: not trusted, replaced",
+                event.key,
+                event.backend,
+                event.version,
+                event.ahead_seconds,
             )
         else:
             self._log.debug("%r", event)

@@ -6,6 +6,8 @@ Usage: python writer_process.py --journal J --acks FILE --prefix P --count N
 Writes N objects (or N versions of one key with --same-key) with the quorum policy and
 appends one line per *acknowledged* write to FILE, fsynced before the next write, so
 that the parent knows exactly which writes were acknowledged when it kills this process.
+A write that lost to a newer version of its key (``Superseded``, only possible with
+--same-key) is appended to ``FILE.superseded`` instead.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import sys
 
 from failover import Storage
-from failover.errors import FailoverError
+from failover.errors import FailoverError, Superseded
 
 
 def content_for(key: str, round_number: int = 0) -> bytes:
@@ -51,6 +53,10 @@ def main() -> int:
             key = f"{args.prefix}race" if args.same_key else f"{args.prefix}{i:04d}"
             try:
                 info = store.put(key, content_for(key, i if args.same_key else 0))
+            except Superseded as lost:
+                with open(f"{args.acks}.superseded", "a", encoding="utf-8") as out:
+                    out.write(f"{key}\t{lost.version}\t{lost.current}\n")
+                continue
             except FailoverError as exc:
                 print(f"write {key} failed: {exc}", file=sys.stderr)
                 continue

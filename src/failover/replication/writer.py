@@ -43,10 +43,13 @@ class ReplicaWrite:
     Attributes:
         stored: what the replica holds now (ours, or the newer version that won).
         superseded: True if the replica already held a version at least as new.
+        untrusted: the version replaced because it was beyond the trust horizon (a
+            stamp from a clock far ahead), or "" when none was.
     """
 
     stored: StoredObject
     superseded: bool
+    untrusted: str = ""
 
 
 class RecentKeys:
@@ -100,6 +103,7 @@ def write_if_newer(
     metadata: Mapping[str, str],
     version: str,
     exists: bool = False,
+    horizon: str | None = None,
 ) -> ReplicaWrite:
     """Write ``payload`` at ``version`` unless the replica holds a version as new or newer.
 
@@ -112,6 +116,8 @@ def write_if_newer(
         version: this write's version stamp.
         exists: the key probably exists: look first instead of trying a create-only
             write.
+        horizon: the highest version stamp trusted now; a replica's version beyond it
+            (from a clock far ahead) does not win: it is replaced.
 
     Raises:
         PreconditionFailedError: the replica kept changing under us for several rounds.
@@ -120,6 +126,7 @@ def write_if_newer(
     current: StoredObject | None = None
     # Big uploads, and keys known to exist, look before sending the bytes.
     looked = exists or payload.size > CHUNK_SIZE
+    untrusted = ""
     for _ in range(_MAX_ROUNDS):
         if looked:
             try:
@@ -127,7 +134,9 @@ def write_if_newer(
             except NotFoundError:
                 current = None
             if current is not None and _version_of(current) >= version:
-                return ReplicaWrite(current, superseded=True)
+                if horizon is None or _version_of(current) <= horizon:
+                    return ReplicaWrite(current, superseded=True)
+                untrusted = _version_of(current)
         try:
             if current is None:
                 stored = backend.put(
@@ -144,14 +153,18 @@ def write_if_newer(
         except PreconditionFailedError:
             looked = True  # it exists, or changed since we looked: look (again)
             continue
-        return ReplicaWrite(stored, superseded=False)
+        return ReplicaWrite(stored, superseded=False, untrusted=untrusted)
     raise PreconditionFailedError(
         f"{key!r} kept changing during {_MAX_ROUNDS} conditional writes", backend=backend.name
     )
 
 
-def delete_if_older(backend: Backend, key: str, *, version: str) -> bool:
+def delete_if_older(
+    backend: Backend, key: str, *, version: str, horizon: str | None = None
+) -> bool:
     """Delete ``key`` from ``backend`` unless it holds a version newer than ``version``.
+
+    A version beyond ``horizon`` (the highest stamp trusted now) does not count as newer.
 
     Returns:
         True if the replica no longer holds the key (deleted, or already absent);
@@ -162,7 +175,8 @@ def delete_if_older(backend: Backend, key: str, *, version: str) -> bool:
     except NotFoundError:
         return True
     for _ in range(_MAX_ROUNDS):
-        if _version_of(current) > version:
+        newer = _version_of(current) > version
+        if newer and (horizon is None or _version_of(current) <= horizon):
             return False
         try:
             # Conditional on the revision just inspected, so that a newer write landing
