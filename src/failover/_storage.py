@@ -929,7 +929,11 @@ class Storage:
         self._check_open()
         validate_prefix(prefix)
         reconciler = Reconciler(
-            self._backends, journal=self._journal, verify_bytes=verify_bytes, layout=self._layout
+            self._backends,
+            journal=self._journal,
+            verify_bytes=verify_bytes,
+            layout=self._layout,
+            trusts=self._clock.trusts,
         )
         return reconciler.run(prefix, fix=fix, progress=progress)
 

@@ -117,3 +117,20 @@ def test_the_clock_refuses_stamps_beyond_the_skew_and_never_overflows() -> None:
     assert edge.observe(f"{10**16 - 1}.999999.x")  # the last stamp there is
     with pytest.raises(OverflowError):
         edge.now()
+
+
+def test_reconcile_replaces_a_far_future_version_instead_of_spreading_it(
+    urls: list[str],
+) -> None:
+    with _writer(urls) as store:
+        info = store.put("k", b"v1")
+        first_name, first = next(iter(store.backends.items()))
+        meta = dict(first.head("k").metadata or {})
+        meta[META_VERSION] = "9999999999999990.000000.bogus"
+        with Payload.from_bytes(b"v1") as payload:
+            first.put("k", payload, content_type="text/plain", metadata=meta)
+        report = store.reconcile(fix=True)
+        assert report.stale[first_name] == ("k",)
+        assert report.fixed == 1
+        assert _versions(store, "k") == {info.version}
+        assert store.reconcile().consistent

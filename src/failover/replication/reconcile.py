@@ -55,8 +55,10 @@ class Reconciler:
         journal: RepairJournal | None,
         verify_bytes: bool = False,
         layout: Layout | None = None,
+        trusts: Callable[[str], bool] | None = None,
     ) -> None:
         self._layout = layout or Layout(list(backends))
+        self._trusts = trusts or (lambda _version: True)
         self._backends = backends
         self._names = list(backends)
         self._journal = journal
@@ -142,7 +144,11 @@ class Reconciler:
             found["orphaned"][name].append(key)
         if not versioned:
             return 0
-        newest = max(_meta(s, META_VERSION) for s in versioned.values())
+        # A version stamped too far ahead of this host's clock (a wrong clock, damaged
+        # metadata) is not the newest: the newest trusted one replaces it.
+        trusted = [_meta(s, META_VERSION) for s in versioned.values()]
+        trusted = [v for v in trusted if self._trusts(v)] or trusted
+        newest = max(trusted)
         if tombstone and tombstone >= newest:
             # Deleted after every version still around: those copies must go.
             for name in versioned:
@@ -167,6 +173,9 @@ class Reconciler:
             elif name in versioned and _meta(versioned[name], META_VERSION) < newest:
                 found["stale"][name].append(key)
                 targets.append((name, None))
+            elif name in versioned and _meta(versioned[name], META_VERSION) > newest:
+                found["stale"][name].append(key)  # untrusted: replaced, not compared
+                targets.append((name, versioned[name].etag))
             elif name in holders and name not in intact:
                 found["corrupt"][name].append(key)
                 targets.append((name, versioned[name].etag))
