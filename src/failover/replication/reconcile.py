@@ -170,12 +170,11 @@ class Reconciler:
             if name not in replicas:
                 found["missing"][name].append(key)
                 targets.append((name, None))
-            elif name in versioned and _meta(versioned[name], META_VERSION) < newest:
+            elif name in versioned and _meta(versioned[name], META_VERSION) != newest:
                 found["stale"][name].append(key)
-                targets.append((name, None))
-            elif name in versioned and _meta(versioned[name], META_VERSION) > newest:
-                found["stale"][name].append(key)  # untrusted: replaced, not compared
-                targets.append((name, versioned[name].etag))
+                # Older: written over as usual. Newer can only be untrusted: replaced.
+                older = _meta(versioned[name], META_VERSION) < newest
+                targets.append((name, None if older else versioned[name].etag))
             elif name in holders and name not in intact:
                 found["corrupt"][name].append(key)
                 targets.append((name, versioned[name].etag))
