@@ -341,17 +341,24 @@ class Settings:
     def required_acks(self) -> int:
         """Acknowledgements a write needs under the write policy.
 
-        With ``redundancy="erasure"`` never fewer than k: an object with fewer than k
-        shares stored cannot be read at all.
+        With ``redundancy="erasure"`` never fewer than k (an object with fewer than k
+        shares stored cannot be read at all), and the default quorum is k + 1 (at most
+        the number of backends): an acknowledged write then survives losing any one
+        cloud, as a replicated quorum write does. A ``write_quorum`` of k accepts writes
+        with one more cloud down, each exposed to the loss of one acknowledging cloud
+        until repair completes it.
         """
         count = len(self.backends)
+        erasure = self.redundancy == "erasure"
         if self.write_policy == "all":
             acks = count
         elif self.write_policy == "one":
             acks = 1
+        elif self.write_quorum is not None:
+            acks = self.write_quorum
         else:
-            acks = self.write_quorum if self.write_quorum is not None else count // 2 + 1
-        return max(acks, self.erasure_k) if self.redundancy == "erasure" else acks
+            acks = min(count, self.erasure_k + 1) if erasure else count // 2 + 1
+        return max(acks, self.erasure_k) if erasure else acks
 
     @property
     def journal_path(self) -> str:

@@ -380,16 +380,27 @@ def _write_policy(settings: Settings, count: int, required: int) -> list[Finding
             if settings.write_policy == "all"
             else f"write quorum {required} with {count} backends"
         )
+        if settings.redundancy == "erasure" and settings.write_policy != "all":
+            k = settings.erasure_k
+            fix = (
+                f"add a backend, or accept writes with k={k} acknowledgements "
+                f"({ENV_PREFIX}WRITE_QUORUM={k}: each exposed to losing one acknowledging "
+                "cloud until repair completes it)"
+            )
+        elif count // 2 + 1 < count:
+            fix = (
+                f"{ENV_PREFIX}WRITE_POLICY=quorum with the default majority "
+                f"({count // 2 + 1} of {count})"
+            )
+        else:
+            fix = "add a third backend on another provider (a majority of 3 is 2)"
         return [
             Finding(
                 "write-policy",
                 "critical",
                 f"{what} needs every backend to acknowledge: while any one is down, "
                 "every write fails",
-                f"{ENV_PREFIX}WRITE_POLICY=quorum with the default majority "
-                f"({count // 2 + 1} of {count})"
-                if count // 2 + 1 < count
-                else "add a third backend on another provider (a majority of 3 is 2)",
+                fix,
             )
         ]
     if required == 1:

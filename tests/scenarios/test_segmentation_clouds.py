@@ -45,7 +45,9 @@ def test_lose_any_one_cloud(
             url = healthy_cloud(kind, kind)
         urls.append(url)
     objects = {f"doc/{i}": (MARKER + os.urandom(100)) * (50 * (i + 1)) for i in range(6)}
-    with _segmented(urls, tmp_path) as store:
+    # 2-of-3 shares: the default quorum is k + 1 = 3, which refuses writes while a cloud
+    # is down; write_quorum=2 accepts them (each exposed to one more loss until repair).
+    with _segmented(urls, tmp_path, write_quorum=2) as store:
         for key, data in objects.items():
             store.put(key, data)
         assert store.flush()

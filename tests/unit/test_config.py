@@ -183,9 +183,11 @@ def test_erasure_settings_are_validated() -> None:
 def test_erasure_writes_need_at_least_k_acknowledgements() -> None:
     five = ",".join(f"memory://{c}" for c in "abcde")
     s = Settings.from_env({"FAILOVER_BACKENDS": five, "FAILOVER_REDUNDANCY": "erasure"})
-    assert (s.erasure_k, s.required_acks) == (4, 4)  # majority (3) < k
-    s = s.with_options(write_policy="one")
-    assert s.required_acks == 4
+    # k + 1 by default: an acknowledged write survives losing any one cloud.
+    assert (s.erasure_k, s.required_acks) == (4, 5)
+    assert s.with_options(ec_k=2).required_acks == 3  # k + 1, above the majority of 5
+    assert s.with_options(write_quorum=3).required_acks == 4  # never fewer than k
+    assert s.with_options(write_policy="one").required_acks == 4
 
 
 # -- every variable: a bad value names the variable (from_env) or keyword (from_urls) ------

@@ -363,7 +363,11 @@ def test_encrypted_erasure_coding_reports_its_cost_and_reveals_nothing(journal: 
     from failover.segmentation import generate_master_key
 
     settings = Settings.from_urls(
-        CLOUDS, journal=journal, redundancy="erasure", encryption_key=generate_master_key()
+        CLOUDS,
+        journal=journal,
+        redundancy="erasure",
+        encryption_key=generate_master_key(),
+        write_quorum=2,  # k: writes go on with one cloud down (see the test below)
     )
     report = audit(settings, probe=False, sensitive=True)
     overhead = _finding(report, "storage-overhead")
@@ -373,3 +377,13 @@ def test_encrypted_erasure_coding_reports_its_cost_and_reveals_nothing(journal: 
     assert "nothing readable" in overhead.message
     assert "unencrypted" not in [f.code for f in report.findings]
     assert report.ok
+
+
+def test_erasure_default_quorum_needs_every_cloud_of_three_and_says_how_to_choose(
+    journal: str,
+) -> None:
+    settings = Settings.from_urls(CLOUDS, journal=journal, redundancy="erasure")
+    assert settings.required_acks == 3  # k + 1 with k = 2
+    finding = _finding(audit(settings, probe=False), "write-policy")
+    assert finding.severity == "critical"
+    assert "FAILOVER_WRITE_QUORUM=2" in finding.fix

@@ -10,7 +10,7 @@ import pytest
 from failover import AllBackendsFailed, IntegrityError, NotFoundError, Storage
 from failover.backends import MemoryBackend
 from failover.config import Settings
-from failover.errors import BackendUnavailable
+from failover.errors import BackendUnavailable, QuorumNotReached
 from failover.events import Event, HedgeFired
 from failover.payload import Payload
 from failover.segmentation import generate_master_key
@@ -133,7 +133,7 @@ def test_tampered_share_is_skipped_and_rebuilt_by_repair() -> None:
 
 
 def test_share_missed_during_an_outage_is_regenerated() -> None:
-    backends, store = segmented()
+    backends, store = segmented(write_quorum=2)  # k: accept the write with c down
     data = os.urandom(150_000)
     with store:
         down(backends[2])
@@ -244,3 +244,22 @@ def test_a_slow_share_is_hedged_by_the_next_one() -> None:
             backends[0].heal()
     hedges = [e for e in events if isinstance(e, HedgeFired)]
     assert [(e.backend, e.hedge) for e in hedges] == [("a", "c")]
+
+
+def test_an_acknowledged_erasure_write_survives_losing_any_one_cloud() -> None:
+    # Default quorum k + 1 = 3 of 3: with c down the write is not acknowledged, so no
+    # acknowledged write ever rests on exactly k shares.
+    backends, store = segmented()
+    with store:
+        down(backends[2])
+        with pytest.raises(QuorumNotReached) as info:
+            store.put("k", b"acknowledged" * 100)
+        assert info.value.required == 3
+        backends[2].heal()
+        store._dispatch.breakers.reset("c")
+        store.put("k", b"acknowledged" * 100)
+        assert store.flush()
+        for lost in backends:  # lose any one of the three: still readable
+            lost.set(error_rate=1.0, error=BackendUnavailable)
+            assert store.get("k") == b"acknowledged" * 100
+            lost.heal()
