@@ -31,6 +31,9 @@ def main() -> int:
                 f"version {info.version}"
             )
 
+            # A quorum write returns once 2 replicas have it; flush() waits for the
+            # third, so that the copy being lost next is complete first.
+            store.flush()
             # One cloud loses everything (its directory vanishes): reads still work...
             shutil.rmtree(workdir / "aws")
             data = store.get("reports/q3.txt")

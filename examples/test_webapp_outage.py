@@ -61,6 +61,7 @@ def test_uploads_and_downloads_survive_losing_one_cloud(clouds) -> None:
     store, faults = clouds
     client = create_app(store).test_client()
     assert client.put("/files/reports/q3.txt", data=b"revenue: up").status_code == 201
+    assert store.flush()  # every replica has q3 before aws goes down (quorum returns at 2)
 
     faults["aws"].set(error_rate=1.0, error=BackendUnavailable)  # aws refuses connections
 
