@@ -7,10 +7,12 @@ whose first segment is ``.failover`` are therefore refused by this backend.
 
 Writes are atomic: bytes go to a temporary file in the same directory, are fsynced and
 renamed over the target (then the sidecar the same way, then the directory is fsynced).
-A crash between the two renames leaves new bytes with old metadata; the recorded sha256
-then no longer matches, which the read path detects and repair fixes. Conditional writes
-take an exclusive ``flock`` on ``<root>/.failover/lock`` so they are atomic across
-processes on one host.
+The two renames (and a delete's two unlinks) happen under an exclusive ``flock`` on
+``<root>/.failover/lock``, and a read opens the bytes and reads the sidecar under a
+shared one, so that concurrent writers (threads or processes on one host) can never
+leave, nor a reader see, one writer's bytes with another's metadata. Only a crash
+between the two renames can leave new bytes with old metadata; the recorded sha256 then
+no longer matches, which the read path detects and repair fixes.
 """
 
 from __future__ import annotations
@@ -197,7 +199,7 @@ class LocalBackend:
                     "etag": etag,
                 }
                 tmp_meta = self._write_temp_text(meta_path.parent, json.dumps(sidecar))
-                with self._conditional_lock(if_absent or if_match is not None):
+                with self._locked(exclusive=True):
                     self._check_condition(key, data_path, meta_path, if_absent, if_match)
                     os.replace(tmp_data, data_path)
                     os.replace(tmp_meta, meta_path)
@@ -229,14 +231,24 @@ class LocalBackend:
                 )
 
     @contextlib.contextmanager
-    def _conditional_lock(self, needed: bool) -> Iterator[None]:
-        if not needed:
+    def _locked(self, *, exclusive: bool) -> Iterator[None]:
+        """Hold the directory's lock: exclusive to change a key, shared to read one.
+
+        A reader that cannot create the lock (a read-only copy, a missing directory)
+        reads without it: nobody can be writing there either, and a missing directory
+        is reported by the read itself.
+        """
+        lock_path = self._root / _META_DIR / "lock"
+        try:
+            lock_path.parent.mkdir(exist_ok=True)
+            lock = open(lock_path, "a+b")  # noqa: SIM115 - closed below
+        except OSError:
+            if exclusive:
+                raise
             yield
             return
-        lock_path = self._root / _META_DIR / "lock"
-        lock_path.parent.mkdir(exist_ok=True)
-        with open(lock_path, "a+b") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        with lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             try:
                 yield
             finally:
@@ -274,7 +286,7 @@ class LocalBackend:
     def open(self, key: str, *, byte_range: ByteRange | None = None) -> ObjectReader:
         """Open the object's file for streaming reads."""
         data_path, meta_path = self._paths(key)
-        with self._map_errors(key):
+        with self._map_errors(key), self._locked(exclusive=False):
             handle = open(data_path, "rb")  # noqa: SIM115 - owned by the returned reader
             try:
                 stat = os.fstat(handle.fileno())
@@ -289,7 +301,7 @@ class LocalBackend:
     def head(self, key: str) -> StoredObject:
         """Describe the object from its file and sidecar."""
         data_path, meta_path = self._paths(key)
-        with self._map_errors(key):
+        with self._map_errors(key), self._locked(exclusive=False):
             stat = data_path.stat()
             if not data_path.is_file():
                 raise FileNotFoundError(key)
@@ -298,18 +310,19 @@ class LocalBackend:
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         """Remove the object and its sidecar, pruning emptied directories."""
         data_path, meta_path = self._paths(key)
-        with self._map_errors(key), self._conditional_lock(if_match is not None):
+        with self._map_errors(key):
             self._require_root()
-            if if_match is not None and data_path.is_file():
-                current = self._info(key, data_path, meta_path, data_path.stat()).etag
-                if current != if_match:
-                    raise PreconditionFailedError(
-                        f"{key!r} changed since it was read", backend=self._name
-                    )
-            for path, top in ((data_path, self._root), (meta_path, self._meta_root)):
-                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                    path.unlink()
-                _prune_empty(path.parent, top)
+            with self._locked(exclusive=True):
+                if if_match is not None and data_path.is_file():
+                    current = self._info(key, data_path, meta_path, data_path.stat()).etag
+                    if current != if_match:
+                        raise PreconditionFailedError(
+                            f"{key!r} changed since it was read", backend=self._name
+                        )
+                for path, top in ((data_path, self._root), (meta_path, self._meta_root)):
+                    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                        path.unlink()
+                    _prune_empty(path.parent, top)
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
         """Yield objects under ``prefix`` in UTF-8 byte order of their keys."""
