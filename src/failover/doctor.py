@@ -25,6 +25,10 @@ finding                    severity  when
 ``credentials-rejected``   critical  the provider refused the credentials
 ``bucket-missing``         critical  the bucket/container/directory does not exist
 ``endpoint-unreachable``   critical  the endpoint did not answer a one-page listing
+``conditional-writes``     critical  the endpoint ignores create-only / if-match
+                                     writes (a probe in a scratch prefix), so last
+                                     writer wins would become last to arrive
+``probe-write-failed``     warning   the scratch write of that probe failed
 ``custom-endpoint``        info      a backend talks to a custom endpoint (emulator,
                                      S3-compatible store): its provider is assumed from
                                      the URL scheme
@@ -47,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import secrets
 import tempfile
 import threading
 import time
@@ -56,17 +61,20 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from failover.backends import BackendURL, from_url, parse_backend_url
+from failover.backends import Backend, BackendURL, from_url, parse_backend_url
 from failover.config import ENV_PREFIX, Settings
 from failover.errors import (
     BucketNotFoundError,
     ConfigError,
     FailoverError,
     PermissionDeniedError,
+    PreconditionFailedError,
     TransientError,
 )
+from failover.payload import Payload
 
 __all__ = [
+    "PROBE_PREFIX",
     "PROVIDERS",
     "DoctorReport",
     "Finding",
@@ -74,7 +82,11 @@ __all__ = [
     "audit",
     "audit_env",
     "find_mount",
+    "probe_conditional_writes",
 ]
+
+#: Where :func:`probe_conditional_writes` writes (and then deletes) its scratch object.
+PROBE_PREFIX = "failover-doctor-probe/"
 
 #: How bad a finding is: ``critical`` findings make ``failover doctor`` exit 1.
 Severity = Literal["critical", "warning", "info"]
@@ -625,11 +637,80 @@ def _probe(url: BackendURL, source: str, timeout_seconds: float) -> list[Finding
     try:
         next(iter(backend.list("")), None)
     except (FailoverError, OSError) as exc:
+        with contextlib.suppress(Exception):
+            backend.close()
         return [_listing_finding(url, exc)]
+    try:
+        found = probe_conditional_writes(backend)
     finally:
         with contextlib.suppress(Exception):
             backend.close()
-    return []
+    return [] if found is None else [found]
+
+
+def probe_conditional_writes(backend: Backend) -> Finding | None:
+    """Check that ``backend`` honours conditional writes, on a scratch object.
+
+    Under :data:`PROBE_PREFIX`, a create-only write of an existing key and a write
+    conditional on a revision that was since replaced must both be refused. Last writer
+    wins rests on these conditions: an endpoint (an S3-compatible store, a proxy) that
+    ignores them silently turns it into last to arrive. The scratch object is deleted
+    afterwards.
+
+    Returns:
+        A critical ``conditional-writes`` finding when a condition was ignored, a
+        ``probe-write-failed`` warning when the scratch writes failed, else None.
+    """
+    key = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
+    ignored: list[str] = []
+
+    revisions = iter(range(1_000))
+
+    def write(**condition: Any) -> str | None:
+        # Different bytes each time: S3's etag is the content's MD5, so a revision with
+        # the same bytes would carry the same etag and pass as unchanged.
+        body = f"failover doctor probe, revision {next(revisions)}".encode()
+        with Payload.from_bytes(body) as payload:
+            stored = backend.put(key, payload, content_type="text/plain", metadata={}, **condition)
+        return stored.etag
+
+    try:
+        replaced = write(if_absent=True)
+        write()  # a new revision: the first one's etag is stale now
+        checks: list[tuple[str, dict[str, Any]]] = [
+            ("a create-only write of an existing key", {"if_absent": True})
+        ]
+        if replaced is not None:
+            checks.append(("a write conditional on a replaced revision", {"if_match": replaced}))
+        for label, condition in checks:
+            try:
+                write(**condition)
+            except PreconditionFailedError:
+                continue
+            ignored.append(label)
+    except (FailoverError, OSError) as exc:
+        return Finding(
+            "probe-write-failed",
+            "warning",
+            f"{backend.name}: the conditional-write probe could not write under "
+            f"{PROBE_PREFIX!r} ({type(exc).__name__}: {exc})",
+            "grant write access there, or run with --no-probe",
+            backend=backend.name,
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            backend.delete(key)
+    if not ignored:
+        return None
+    return Finding(
+        "conditional-writes",
+        "critical",
+        f"{backend.name} accepted {' and '.join(ignored)}: concurrent writers and repair "
+        "would overwrite newer versions with older ones",
+        "use an endpoint that honours If-None-Match / If-Match (or its provider's "
+        "equivalent) for this backend",
+        backend=backend.name,
+    )
 
 
 def _local_directory(url: BackendURL) -> list[Finding]:

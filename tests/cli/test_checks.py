@@ -9,6 +9,7 @@ import time
 import pytest
 
 from failover.backends import from_url
+from failover.doctor import PROBE_PREFIX
 
 from .conftest import Invoke
 
@@ -35,6 +36,13 @@ def test_doctor_passes_three_emulated_clouds(failover_cli: Invoke, cloud_urls: l
     assert "no critical finding" in result.stdout
     assert "custom-endpoint" in result.stdout  # emulators are on custom endpoints (info)
     assert "critical" not in result.stdout.replace("no critical finding", "")
+    # The conditional-write probe ran on each real emulator and cleaned up after itself.
+    for url in cloud_urls:
+        backend = from_url(url)
+        try:
+            assert list(backend.list(PROBE_PREFIX)) == []
+        finally:
+            backend.close()
 
 
 def test_doctor_fails_a_single_backend(failover_cli: Invoke, cloud_urls: list[str]) -> None:

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from failover.backends.memory import MemoryBackend
 from failover.config import Settings
-from failover.doctor import DoctorReport, audit, audit_env, find_mount
+from failover.doctor import DoctorReport, audit, audit_env, find_mount, probe_conditional_writes
+from failover.errors import PermissionDeniedError
 
 CLOUDS = ["s3://a?region=us-east-1", "az://b", "gs://c"]
 
@@ -387,3 +389,42 @@ def test_erasure_default_quorum_needs_every_cloud_of_three_and_says_how_to_choos
     finding = _finding(audit(settings, probe=False), "write-policy")
     assert finding.severity == "critical"
     assert "FAILOVER_WRITE_QUORUM=2" in finding.fix
+
+
+class _IgnoresConditions(MemoryBackend):
+    """An endpoint that accepts every write, conditional or not (last to arrive wins)."""
+
+    def put(self, key, payload, *, content_type, metadata, if_absent=False, if_match=None):  # type: ignore[no-untyped-def]
+        return super().put(key, payload, content_type=content_type, metadata=metadata)
+
+
+class _ReadOnly(MemoryBackend):
+    def put(self, key, payload, **_options):  # type: ignore[no-untyped-def]
+        raise PermissionDeniedError("write refused", backend=self.name)
+
+
+def test_conditional_write_probe_passes_an_endpoint_that_honours_them() -> None:
+    backend = MemoryBackend("honest")
+    assert probe_conditional_writes(backend) is None
+    assert list(backend.list("")) == []  # the scratch object is gone
+
+
+def test_conditional_write_probe_reports_an_endpoint_that_ignores_them() -> None:
+    backend = _IgnoresConditions("lax")
+    finding = probe_conditional_writes(backend)
+    assert finding is not None
+    assert (finding.code, finding.severity, finding.backend) == (
+        "conditional-writes",
+        "critical",
+        "lax",
+    )
+    assert "create-only write" in finding.message
+    assert "replaced revision" in finding.message
+    assert list(backend.list("")) == []
+
+
+def test_conditional_write_probe_that_cannot_write_is_a_warning() -> None:
+    finding = probe_conditional_writes(_ReadOnly("ro"))
+    assert finding is not None
+    assert (finding.code, finding.severity) == ("probe-write-failed", "warning")
+    assert "PermissionDeniedError" in finding.message
