@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -10,6 +11,7 @@ import pytest
 
 from failover.backends import Backend, from_url
 from failover.backends.memory import MemoryBackend
+from failover.config import ENV_PREFIX
 from failover.testing import emulators
 
 BACKEND_KINDS = ("memory", "local", "s3", "azure", "gcs")
@@ -24,6 +26,15 @@ def unique_bucket(label: str = "b") -> str:
 
 
 BackendFactory = Callable[..., Backend]
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No FAILOVER_* variable from the surrounding environment."""
+    for variable in list(os.environ):
+        if variable.startswith(ENV_PREFIX):
+            monkeypatch.delenv(variable)
+    return monkeypatch
 
 
 @pytest.fixture(autouse=True)

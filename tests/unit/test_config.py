@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -217,15 +216,6 @@ BAD_VALUES: dict[str, tuple[str, str]] = {
 
 def _spec(variable: str) -> Any:
     return SETTINGS_TABLE[variable.removeprefix(ENV_PREFIX).lower()]
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No FAILOVER_* variable from the surrounding environment."""
-    for variable in list(os.environ):
-        if variable.startswith(ENV_PREFIX):
-            monkeypatch.delenv(variable)
-    return monkeypatch
 
 
 def test_every_variable_has_a_bad_value_case() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from failover import ConfigError
@@ -148,15 +146,6 @@ def _accepted(variable: str) -> str:
         return _ACCEPTED[variable]
     option = variable.removeprefix("FAILOVER_INVOKE_").removeprefix(ENV_PREFIX).lower()
     return SETTINGS_TABLE[option].accepted
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No FAILOVER_* variable from the surrounding environment."""
-    for variable in list(os.environ):
-        if variable.startswith(ENV_PREFIX):
-            monkeypatch.delenv(variable)
-    return monkeypatch
 
 
 def test_every_invocation_variable_has_a_bad_value_case() -> None:
