@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
+import time
 
 import psutil
 import pytest
@@ -49,3 +52,42 @@ def test_command_line_needs_a_command(capsys: pytest.CaptureFixture[str]) -> Non
         main(["--processes", "1"])
     assert info.value.code == 2
     assert "command" in capsys.readouterr().err
+
+
+def test_command_line_stops_its_hog_when_terminated(tmp_path) -> None:
+    started = tmp_path / "started"
+    wrapper = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "failover.testing.cpu_hog",
+            "--processes",
+            "2",
+            "--",
+            sys.executable,
+            "-c",
+            f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(600)",
+        ]
+    )
+    try:
+        give_up = time.monotonic() + 60
+        while not started.exists():  # the command runs: the hog is up beside it
+            assert time.monotonic() < give_up, "the command never started"
+            assert wrapper.poll() is None, "the wrapper ended by itself"
+            time.sleep(0.01)  # polling a condition, bounded above
+        hogs = [
+            p
+            for p in psutil.Process(wrapper.pid).children()
+            if "spawn_main" in " ".join(p.cmdline())
+        ]
+        assert len(hogs) == 2
+        wrapper.terminate()
+        assert wrapper.wait(timeout=60) == 128 + signal.SIGTERM
+        _, alive = psutil.wait_procs(hogs, timeout=60)
+        assert alive == []
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+        for child in psutil.Process().children(recursive=True):
+            if "time.sleep(600)" in " ".join(child.cmdline()):
+                child.kill()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -129,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         hog = CpuHog(processes=args.processes, max_seconds=args.max_seconds)
     except ValueError as exc:
         parser.error(str(exc))
+    # Killed with SIGTERM, still stop the hog processes (the with block's exit does).
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     with hog:
         print(f"[cpu-hog] {hog!r} beside: {' '.join(command)}", file=sys.stderr, flush=True)
         return subprocess.run(command, check=False).returncode
