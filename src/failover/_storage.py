@@ -11,6 +11,7 @@ import random
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from failover.backends import from_url
@@ -560,6 +561,8 @@ class Storage:
                 except IntegrityError:
                     self._schedule(name, key, _meta(fetched.info, META_VERSION), "verify")
                     raise
+                if self._replicated and not _meta(fetched.info, META_SHA256):
+                    self._check_unversioned(key, name, hashlib.sha256(fetched.data).hexdigest())
 
         _, fetched = self._read(
             "get",
@@ -570,6 +573,39 @@ class Storage:
         )
         data: bytes = fetched.data
         return data
+
+    def _check_unversioned(self, key: str, name: str, digest: str) -> None:
+        """Serve a copy without failover metadata only if the other holders agree.
+
+        Such a copy carries no sha256 to check it against: it may be an object written
+        by another tool (then every holder has the same bytes), or a replica whose
+        metadata was stripped and bytes changed. Each other replica that holds the key
+        is compared (its recorded sha256, else its bytes); one that disagrees makes this
+        copy untrustworthy. Replicas that cannot be asked are not counted.
+
+        Raises:
+            IntegrityError: another replica holds different bytes.
+        """
+        deadline = self._dispatch.deadline()
+        for other, backend in self._backends.items():
+            if other == name:
+                continue
+            try:
+                info = self._dispatch.call(other, "head", key, partial(backend.head, key), deadline)
+                theirs = (
+                    _meta(info, META_SHA256)
+                    or hashlib.sha256(
+                        self._dispatch.call(
+                            other, "get", key, partial(backend.get, key), deadline
+                        ).data
+                    ).hexdigest()
+                )
+            except (NotFoundError, BackendError, BackendSkipped, OSError):
+                continue
+            if theirs != digest:
+                raise IntegrityError(
+                    f"{key!r} on {name} has no failover metadata and other bytes than {other}"
+                )
 
     def _stale_replicas(self, key: str) -> dict[str, BaseException]:
         """Ask a majority for their version; return the replicas not holding the newest.
@@ -992,7 +1028,10 @@ class StorageReader(io.RawIOBase):
         self._offset = self._start
         size = self._stored.size
         self._end = size if self._stop is None else min(self._stop, size)
-        self._verify = verify and byte_range is None and bool(_meta(self._stored, META_SHA256))
+        whole = verify and byte_range is None
+        self._verify = whole and bool(_meta(self._stored, META_SHA256))
+        # A copy without failover metadata is checked against the other holders instead.
+        self._compare = whole and not self._verify and storage._replicated
         self._digest = hashlib.sha256()
         self._tried = {self._backend}
         self._eof = False
@@ -1025,7 +1064,7 @@ class StorageReader(io.RawIOBase):
                 self._resume(exc)
         if chunk:
             self._offset += len(chunk)
-            if self._verify:
+            if self._verify or self._compare:
                 self._digest.update(chunk)
         # Verify as soon as the last byte is delivered, not on a later empty read that a
         # caller who knows the size may never make.
@@ -1052,6 +1091,8 @@ class StorageReader(io.RawIOBase):
             raise IntegrityError(
                 f"{self._key!r}: streamed bytes from {self._backend} do not match their sha256"
             )
+        if self._compare:
+            self._storage._check_unversioned(self._key, self._backend, self._digest.hexdigest())
 
     def __iter__(self) -> Iterator[bytes]:
         """Iterate over chunks of up to 1 MiB."""
