@@ -538,8 +538,7 @@ class Storage:
             raise ValueError(f"consistency must be 'any' or 'latest', not {consistency!r}")
         exclude = self._stale_replicas(key) if consistency == "latest" else {}
         if self._layout.code is not None:
-            with self._open_transformed(key, byte_range, exclude=exclude) as reader:
-                return reader.read()
+            return self._get_decoded(key, byte_range, exclude)
         if self._layout.transforms:
             # Encrypted copies: fetch one whole copy whose ciphertext matches its sha256
             # (a tampered copy fails over to another), then decrypt it.
@@ -606,6 +605,37 @@ class Storage:
                 raise IntegrityError(
                     f"{key!r} on {name} has no failover metadata and other bytes than {other}"
                 )
+
+    def _get_decoded(
+        self, key: str, byte_range: ByteRange | None, exclude: Mapping[str, BaseException]
+    ) -> bytes:
+        """Read an erasure-coded object; if its plaintext fails its sha256, find the liar.
+
+        Every share's block checksums passed, yet the decoded bytes are wrong: one share
+        was rewritten with recomputed checksums. Decoding again without each share in
+        turn finds a set whose plaintext matches; the share left out is scheduled for
+        repair and the verified bytes are returned.
+        """
+        try:
+            with self._open_transformed(key, byte_range, exclude=exclude) as reader:
+                data: bytes = reader.read()
+                return data
+        except IntegrityError as mismatch:
+            if byte_range is not None:
+                raise
+            for suspect in self._backends:
+                if suspect in exclude:
+                    continue
+                try:
+                    without = {**exclude, suspect: mismatch}
+                    with self._open_transformed(key, None, exclude=without) as reader:
+                        data = reader.read()
+                        version = reader.info.version
+                except (IntegrityError, AllBackendsFailed, NotFoundError):
+                    continue
+                self._schedule(suspect, key, version, "verify")
+                return data
+            raise
 
     def _stale_replicas(self, key: str) -> dict[str, BaseException]:
         """Ask a majority for their version; return the replicas not holding the newest.
@@ -707,7 +737,17 @@ class Storage:
         start, stop = resolve_range(byte_range, plain_size)
         sized = dataclasses.replace(first, size=plain_size)
         stream = _ChunkReader(sized, _cut(chunks, start, stop))
-        return StorageReader(self, key, name, stream, byte_range=byte_range, verify=False)
+        # Shares' block checksums are CRC-32s, which anyone rewriting a share can
+        # recompute: a whole read is also checked against the plaintext's sha256 (stored
+        # for unencrypted objects; GCM tags authenticate encrypted ones).
+        return StorageReader(
+            self,
+            key,
+            name,
+            stream,
+            byte_range=byte_range,
+            expected_sha256=_meta(first, META_CONTENT_SHA256),
+        )
 
     def _decode_shares(
         self, key: str, *, exclude: Mapping[str, BaseException]
@@ -1014,7 +1054,7 @@ class StorageReader(io.RawIOBase):
         reader: ObjectReader,
         *,
         byte_range: ByteRange | None,
-        verify: bool = True,
+        expected_sha256: str | None = None,
     ) -> None:
         super().__init__()
         self._storage = storage
@@ -1028,10 +1068,17 @@ class StorageReader(io.RawIOBase):
         self._offset = self._start
         size = self._stored.size
         self._end = size if self._stop is None else min(self._stop, size)
-        whole = verify and byte_range is None
-        self._verify = whole and bool(_meta(self._stored, META_SHA256))
-        # A copy without failover metadata is checked against the other holders instead.
-        self._compare = whole and not self._verify and storage._replicated
+        whole = byte_range is None
+        # The sha256 the whole stream must have: the plaintext's for a decoded stream,
+        # else the one the serving replica recorded for its bytes.
+        self._expected = (
+            _meta(self._stored, META_SHA256) if expected_sha256 is None else (expected_sha256)
+        )
+        self._verify = whole and bool(self._expected)
+        # A plain copy without failover metadata is checked against the other holders.
+        self._compare = (
+            whole and expected_sha256 is None and not self._verify and (storage._replicated)
+        )
         self._digest = hashlib.sha256()
         self._tried = {self._backend}
         self._eof = False
@@ -1087,7 +1134,7 @@ class StorageReader(io.RawIOBase):
 
     def _finish(self) -> None:
         self._eof = True
-        if self._verify and self._digest.hexdigest() != _meta(self._stored, META_SHA256):
+        if self._verify and self._digest.hexdigest() != self._expected:
             raise IntegrityError(
                 f"{self._key!r}: streamed bytes from {self._backend} do not match their sha256"
             )

@@ -263,3 +263,37 @@ def test_an_acknowledged_erasure_write_survives_losing_any_one_cloud() -> None:
             lost.set(error_rate=1.0, error=BackendUnavailable)
             assert store.get("k") == b"acknowledged" * 100
             lost.heal()
+
+
+def test_a_share_rewritten_with_recomputed_checksums_is_caught_by_the_content_sha256() -> None:
+    from failover.segmentation.erasure import HEADER_SIZE, ShareHeader, _block_checksum
+
+    backends, store = segmented(key=None, read_policy="ordered")  # erasure, no encryption
+    honest = b"PAY 100 EUR TO ALICE...."
+    with store:
+        store.put("invoice", honest)
+        assert store.flush()
+        # Someone with access to one cloud rewrites share 0's block and recomputes its
+        # CRC-32; the share's metadata is left as it was.
+        stored = backends[0].inner.get("invoice")
+        header = ShareHeader.parse(stored.data[:HEADER_SIZE])
+        block = bytearray(stored.data[HEADER_SIZE:-4])  # a single stripe
+        block[:3] = bytes(255 - b for b in block[:3])
+        forged = (
+            stored.data[:HEADER_SIZE]
+            + bytes(block)
+            + _block_checksum(header.checksum_seed, 0, bytes(block))
+        )
+        with Payload.from_bytes(forged) as payload:
+            backends[0].inner.put(
+                "invoice",
+                payload,
+                content_type=stored.info.content_type,
+                metadata=dict(stored.info.metadata or {}),
+            )
+        with store.open("invoice") as reader, pytest.raises(IntegrityError):
+            reader.read()  # a stream that meets it ends in an error, never in wrong bytes
+        assert store.get("invoice") == honest  # decoded again without the forged share
+        assert store.health()["a"].pending_repairs == 1  # and that share is to be rebuilt
+        with store.open("invoice") as reader:
+            assert reader.read() == honest  # the suspect share is read last from now on
