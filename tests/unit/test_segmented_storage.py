@@ -297,3 +297,51 @@ def test_a_share_rewritten_with_recomputed_checksums_is_caught_by_the_content_sh
         assert store.health()["a"].pending_repairs == 1  # and that share is to be rebuilt
         with store.open("invoice") as reader:
             assert reader.read() == honest  # the suspect share is read last from now on
+
+
+def _share_numbers(store: Storage, key: str) -> dict[str, int]:
+    from failover.segmentation.erasure import HEADER_SIZE, ShareHeader
+
+    return {
+        name: ShareHeader.parse(backend.get(key).data[:HEADER_SIZE]).index
+        for name, backend in store.backends.items()
+    }
+
+
+def test_a_rebuilt_share_takes_the_missing_number_whatever_the_backend_order() -> None:
+    stores = [f"ec-order-{n}-{os.urandom(4).hex()}" for n in "abc"]
+    urls = {n: f"memory://{s}?name={n}" for n, s in zip("abc", stores, strict=True)}
+    options = {"journal": ":memory:", "repair_interval_seconds": 0, "redundancy": "erasure"}
+    try:
+        with Storage.from_urls([urls["a"], urls["b"], urls["c"]], **options) as first:
+            first.put("doc", b"important" * 1000)
+            assert first.flush()
+        # The operator reorders the backends, then a loses the object.
+        with Storage.from_urls([urls["b"], urls["a"], urls["c"]], **options) as second:
+            second.backends["a"].delete("doc")
+            assert second.reconcile(fix=True).fixed == 1
+            assert sorted(_share_numbers(second, "doc").values()) == [0, 1, 2]
+            second.backends["c"].delete("doc")  # losing any one more is survivable
+            assert second.get("doc") == b"important" * 1000
+    finally:
+        for name in stores:
+            MemoryBackend.forget(name)
+
+
+def test_reconcile_finds_a_duplicated_share_number_and_rebuilds_the_missing_one() -> None:
+    backends, store = segmented(key=None, write_quorum=3)
+    with store:
+        store.put("doc", b"important" * 1000)
+        copy = backends[1].inner.get("doc")  # b's share, copied over a's
+        with Payload.from_bytes(copy.data) as payload:
+            backends[0].inner.put(
+                "doc",
+                payload,
+                content_type=copy.info.content_type,
+                metadata=dict(copy.info.metadata or {}),
+            )
+        report = store.reconcile()
+        assert report.corrupt["b"] == ("doc",)  # the later of the two holders of share 1
+        assert store.reconcile(fix=True).fixed == 1
+        assert sorted(_share_numbers(store, "doc").values()) == [0, 1, 2]
+        assert store.reconcile(verify_bytes=True).consistent

@@ -331,6 +331,23 @@ class Layout:
             backends, target, key, sources=sources, holders=holders, replace_etag=replace_etag
         )
 
+    def free_share_index(self, target: str, others: Mapping[str, StoredObject]) -> int:
+        """The share number ``target`` should hold, given the shares ``others`` hold.
+
+        Share numbers come from the shares themselves (``failover_share``), never from
+        the backend's position in the configuration, which an operator may reorder: the
+        target gets the lowest number no other holder of the version has, so a rebuild
+        never duplicates a share (that would silently remove redundancy).
+        """
+        assert self.code is not None
+        taken = {
+            int(number)
+            for name, info in others.items()
+            if name != target and (number := (info.metadata or {}).get(META_SHARE, "")).isdigit()
+        }
+        free = [i for i in range(self.code.n) if i not in taken]
+        return free[0] if free else self.names.index(target)
+
     def _regenerate(
         self,
         backends: Mapping[str, Backend],
@@ -348,7 +365,7 @@ class Layout:
                 f"{key!r}: {len(sources)} shares of the newest version, "
                 f"{self.min_holders} needed to rebuild {target}'s"
             )
-        index = self.names.index(target)
+        index = self.free_share_index(target, {n: holders[n] for n in sources})
 
         def opener(name: str) -> Callable[[int, int | None], object]:
             backend = backends[name]

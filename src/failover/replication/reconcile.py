@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from failover.backends.base import META_SHA256, META_VERSION, Backend, StoredObject
 from failover.errors import AllBackendsFailed, BackendError, NotFoundError
 from failover.replication.journal import RepairJournal
-from failover.replication.layout import Layout, bytes_match
+from failover.replication.layout import META_SHARE, Layout, bytes_match
 from failover.replication.writer import delete_if_older
 from failover.types import ReconcileReport
 
@@ -165,6 +165,7 @@ class Reconciler:
         sizes = sorted(versioned[n].size for n in holders)
         reference_size = sizes[len(sizes) // 2]  # the majority's size among the holders
         intact = [n for n in holders if self._intact(n, key, versioned[n], reference_size)]
+        intact = self._without_duplicate_shares(intact, versioned)
         targets: list[tuple[str, str | None]] = []
         for name in self._names:
             if name not in replicas:
@@ -185,6 +186,28 @@ class Reconciler:
             self._layout.rebuild(self._backends, name, key, sources, replace_etag=corrupt_etag)
             self._clear(name, key, newest)
         return len(targets)
+
+    def _without_duplicate_shares(
+        self, intact: list[str], versioned: Mapping[str, StoredObject]
+    ) -> list[str]:
+        """Drop holders whose share number an earlier holder already has (erasure only).
+
+        Two replicas with one share number hold one share twice and another not at all:
+        the object has lost redundancy. The later one (in priority order) is then no
+        longer counted as intact, so it is reported corrupt and rebuilt with the
+        missing number.
+        """
+        if self._layout.code is None:
+            return intact
+        seen: set[str] = set()
+        unique = []
+        for name in intact:
+            number = _meta(versioned[name], META_SHARE)
+            if number and number in seen:
+                continue
+            seen.add(number)
+            unique.append(name)
+        return unique
 
     def _clear(self, name: str, key: str, version: str) -> None:
         if self._journal is not None:
