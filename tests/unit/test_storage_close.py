@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from failover import Storage
@@ -24,15 +23,6 @@ def _store(backends: list, journal: Path, **options: object) -> Storage:
 
 def _worker_threads(name: str) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(f"failover-{name}")]
-
-
-def _wait_until(condition, seconds: float = 30.0) -> bool:
-    give_up = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.005)  # polling a condition, bounded above
-    return True
 
 
 def test_close_waits_for_a_replica_write_still_in_flight(tmp_path: Path) -> None:
@@ -61,7 +51,9 @@ def test_after_close_returns_no_retry_starts(tmp_path: Path) -> None:
     store.close()  # waits 0.5 s, abandons the stuck attempt, closes the backends
     # Closing the FaultyBackend released the hang with a transient timeout: a retry
     # would call put again. The worker thread ends without one.
-    assert _wait_until(lambda: not _worker_threads("c"))
+    for worker in _worker_threads("c"):
+        worker.join(timeout=30)
+    assert not any(t.is_alive() for t in _worker_threads("c"))
     assert stuck.calls == {"put": 1}
     assert stuck.faults == {"hang": 1, "timeout": 1}
     # The replica that missed the write is still pending for any instance's repair.
