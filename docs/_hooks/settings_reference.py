@@ -29,6 +29,7 @@ EXAMPLES: dict[str, str] = {
     "breaker_reset_seconds": "15",
     "journal": "/var/lib/myapp/failover/journal.sqlite",
     "repair_interval_seconds": "30",
+    "max_clock_skew_seconds": "10",
     "encryption_key": "k2:BASE64KEY…,k1:BASE64KEY…",
     "redundancy": "erasure",
     "ec_k": "2",
