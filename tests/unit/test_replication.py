@@ -249,6 +249,7 @@ def test_delete_missed_by_a_replica_never_comes_back() -> None:
     backends, store = trio()
     with store:
         store.put("doomed", b"x")
+        assert store.flush()  # a holds it before it goes down (quorum returns at 2)
         down(backends[0])
         store.delete("doomed")
         assert store.flush()  # a's failed attempts (with retries) are over
@@ -270,6 +271,7 @@ def test_replica_with_a_pending_put_is_read_last() -> None:
     backends, store = trio(read_policy="ordered")
     with store:
         store.put("k", b"old")
+        assert store.flush()  # a holds "old" before it goes down (quorum returns at 2)
         down(backends[0])
         store.put("k", b"new")
         assert store.flush()
@@ -285,6 +287,7 @@ def test_read_verifying_latest_version_schedules_read_repair() -> None:
     backends, store = trio(read_policy="ordered")
     with store:
         store.put("k", b"v1")
+        assert store.flush()  # a holds v1 before its metadata is read
         old = dict(backends[0].inner.head("k").metadata or {})
         store.put("k", b"v2")
         assert store.flush()

@@ -303,6 +303,7 @@ def test_reconcile_finds_and_fixes_missing_and_stale_replicas() -> None:
     backends, store = trio()
     with store:
         store.put("k", b"old")
+        assert store.flush()  # b holds "old" before it goes down (quorum returns at 2)
         down(backends[1])
         store.put("k", b"new")
         store.put("only-two", b"x")
