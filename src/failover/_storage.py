@@ -1071,14 +1071,11 @@ class StorageReader(io.RawIOBase):
         whole = byte_range is None
         # The sha256 the whole stream must have: the plaintext's for a decoded stream,
         # else the one the serving replica recorded for its bytes.
-        self._expected = (
-            _meta(self._stored, META_SHA256) if expected_sha256 is None else (expected_sha256)
-        )
+        decoded = expected_sha256 is not None
+        self._expected = expected_sha256 if decoded else _meta(self._stored, META_SHA256)
         self._verify = whole and bool(self._expected)
         # A plain copy without failover metadata is checked against the other holders.
-        self._compare = (
-            whole and expected_sha256 is None and not self._verify and (storage._replicated)
-        )
+        self._compare = whole and not decoded and not self._verify and storage._replicated
         self._digest = hashlib.sha256()
         self._tried = {self._backend}
         self._eof = False

@@ -12,7 +12,7 @@ credential pasted into a URL never reaches a message or a log.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -28,8 +28,8 @@ __all__ = [
 ]
 
 SCHEMES = ("s3", "az", "gs", "file", "memory")
-#: Query parameters each scheme accepts besides ``name`` (the backends' ``from_url``
-#: check the same lists; tests/unit/test_backend_urls.py keeps them in step).
+#: Query parameters each scheme accepts besides ``name`` (checked by
+#: :meth:`BackendURL.check_params`, for every backend and for ``FAILOVER_BACKENDS``).
 PARAMETERS: Mapping[str, tuple[str, ...]] = {
     "s3": ("region", "endpoint_url"),
     "az": ("account_url",),
@@ -59,8 +59,13 @@ class BackendURL:
     name: str = ""
     raw: str = ""
 
-    def check_params(self, allowed: Collection[str]) -> None:
-        """Raise ConfigError naming any query parameter this backend does not accept."""
+    def check_params(self) -> None:
+        """Raise ConfigError naming any query parameter the scheme does not accept.
+
+        What each scheme accepts is :data:`PARAMETERS`, the one list every backend's
+        ``from_url`` and the ``FAILOVER_BACKENDS`` validation check against.
+        """
+        allowed = PARAMETERS[self.scheme]
         unknown = sorted(set(self.params) - set(allowed))
         if unknown:
             accepted = ", ".join([*sorted(allowed), "name"])
@@ -189,7 +194,7 @@ def validate_backend_url(url: str) -> BackendURL:
             not accept (the message lists those it does).
     """
     parsed = parse_backend_url(url)
-    parsed.check_params(PARAMETERS[parsed.scheme])
+    parsed.check_params()
     return parsed
 
 

@@ -218,7 +218,7 @@ class AzureBlobBackend:
         Raises:
             ConfigError: for an unknown URL parameter or missing credentials.
         """
-        url.check_params(("account_url",))
+        url.check_params()
         return cls(
             url.bucket,
             prefix=url.prefix,

@@ -215,7 +215,7 @@ class GCSBackend:
         """
         if url.scheme != "gs":
             raise ConfigError(f"backend URL {url.raw!r} is not a gs:// URL")
-        url.check_params(("project", "endpoint"))
+        url.check_params()
         return cls(
             url.bucket,
             prefix=url.prefix,

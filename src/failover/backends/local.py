@@ -85,7 +85,7 @@ class LocalBackend:
     @classmethod
     def from_url(cls, url: BackendURL) -> LocalBackend:
         """Build from ``file:///absolute/path`` (parameter ``create=false`` to require it)."""
-        url.check_params(("create",))
+        url.check_params()
         create = url.params.get("create", "true").lower() not in ("false", "0", "no")
         return cls(url.bucket, name=url.name, create=create)
 

@@ -66,7 +66,7 @@ class MemoryBackend:
     @classmethod
     def from_url(cls, url: BackendURL) -> MemoryBackend:
         """Build from ``memory://store[/prefix]``; the store is shared per name in-process."""
-        url.check_params(())
+        url.check_params()
         with cls._shared_lock:
             store = cls._shared.setdefault(url.bucket, _Store())
         return cls(url.name, prefix=url.prefix, _store=store)

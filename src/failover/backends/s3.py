@@ -168,7 +168,7 @@ class S3Backend:
         """
         if url.scheme != "s3":
             raise ConfigError(f"backend URL {url.raw!r} is not an s3:// URL")
-        url.check_params(("region", "endpoint_url"))
+        url.check_params()
         return cls(
             url.bucket,
             prefix=url.prefix,
