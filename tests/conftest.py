@@ -12,6 +12,8 @@ import pytest
 from failover.backends import Backend, from_url
 from failover.backends.memory import MemoryBackend
 from failover.config import ENV_PREFIX
+from failover.errors import NotFoundError
+from failover.replication.markers import is_marker
 from failover.testing import emulators
 
 BACKEND_KINDS = ("memory", "local", "s3", "azure", "gcs")
@@ -23,6 +25,14 @@ _counter = itertools.count()
 def unique_bucket(label: str = "b") -> str:
     """A bucket name valid on every provider (lower case, digits, dashes, 3-63 chars)."""
     return f"{label}-{next(_counter)}-{uuid.uuid4().hex[:10]}"
+
+
+def deleted_on(backend: Backend, key: str) -> bool:
+    """True if ``backend`` holds no live copy of ``key`` (absent, or a delete marker)."""
+    try:
+        return is_marker(backend.head(key))
+    except NotFoundError:
+        return True
 
 
 BackendFactory = Callable[..., Backend]

@@ -30,6 +30,7 @@ EXAMPLES: dict[str, str] = {
     "journal": "/var/lib/myapp/failover/journal.sqlite",
     "repair_interval_seconds": "30",
     "max_clock_skew_seconds": "10",
+    "tombstone_grace_seconds": "604800",
     "encryption_key": "k2:BASE64KEY…,k1:BASE64KEY…",
     "redundancy": "erasure",
     "ec_k": "2",

@@ -20,6 +20,7 @@ from failover.backends.base import (
     META_VERSION,
     Backend,
     ByteRange,
+    FetchedObject,
     ObjectReader,
     StoredObject,
     replica_identity,
@@ -41,12 +42,14 @@ from failover.errors import (
 )
 from failover.events import ClockSkewDetected, EventHook
 from failover.keys import (
+    RESERVED_KEY_PREFIX,
     RESERVED_METADATA_PREFIX,
     validate_key,
     validate_metadata,
     validate_prefix,
 )
 from failover.payload import Payload, PayloadSource
+from failover.replication import hints
 from failover.replication.journal import RepairJournal
 from failover.replication.layout import (
     META_CONTENT_SHA256,
@@ -54,10 +57,11 @@ from failover.replication.layout import (
     META_SIZE,
     Layout,
 )
+from failover.replication.markers import DeletedMarker, is_marker, live, write_marker
 from failover.replication.reconcile import Reconciler
 from failover.replication.repair import InFlight, Repairer, RepairWorker
 from failover.replication.version import HybridClock
-from failover.replication.writer import RecentKeys, delete_if_older, write_if_newer
+from failover.replication.writer import RecentKeys, write_if_newer
 from failover.resilience import Clock
 from failover.types import BackendHealth, ObjectInfo, ReconcileReport, RepairReport
 
@@ -131,12 +135,10 @@ class Storage:
         self._replicated = len(backends) > 1
         self._repairer: Repairer | None = None
         self._worker: RepairWorker | None = None
+        self._identities = {b.name: replica_identity(b) for b in backends}
         if self._replicated:
             try:
-                self._journal = RepairJournal(
-                    settings.journal_path,
-                    replicas={b.name: replica_identity(b) for b in backends},
-                )
+                self._journal = RepairJournal(settings.journal_path, replicas=self._identities)
             except BaseException:
                 self._dispatch.close()
                 raise
@@ -147,6 +149,9 @@ class Storage:
                 in_flight=self._in_flight,
                 grace_seconds=2 * settings.deadline_seconds,
                 layout=self._layout,
+                identities=self._identities,
+                marker_grace_seconds=settings.tombstone_grace_seconds,
+                trusts=self._clock.trusts,
             )
             if settings.repair_interval_seconds > 0:
                 self._worker = RepairWorker(
@@ -290,6 +295,7 @@ class Storage:
         key: str,
         fn: Callable[[Backend], T],
         *,
+        info_of: Callable[[T], StoredObject],
         accept: Callable[[str, T], None] | None = None,
         discard: Callable[[T], None] | None = None,
         exclude: Mapping[str, BaseException] | None = None,
@@ -297,17 +303,42 @@ class Storage:
         """First accepted answer from a replica; a NotFound is confirmed by every replica.
 
         Replicas with a pending repair for the key are not trusted: one that missed a
-        put is asked only after the others, one that missed a delete is not asked.
+        put is asked only after the others, one that missed a delete is not asked. A
+        delete marker is a "not found" answer; a replica answering with a version older
+        than a marker another replica gave in this read missed that delete: its answer
+        is refused and the delete scheduled for it.
 
         Returns ``(backend name, answer)``.
         """
         skip, demote = self._journal_hints(key, exclude or {})
+        deleted: dict[str, str] = {}  # replica -> version of the marker it answered with
+
+        def attempt(name: str) -> T:
+            answer = fn(self._backends[name])
+            info = info_of(answer)
+            if is_marker(info):
+                if discard is not None:
+                    discard(answer)
+                deleted[name] = _meta(info, META_VERSION)
+                raise DeletedMarker(key, backend=name, version=deleted[name])
+            return answer
+
+        def check(name: str, answer: T) -> None:
+            newest_delete = max(deleted.values(), default="")
+            if newest_delete and _meta(info_of(answer), META_VERSION) < newest_delete:
+                if discard is not None:
+                    discard(answer)
+                self._schedule(name, key, newest_delete, "delete")
+                raise DeletedMarker(key, backend=name, version=newest_delete)
+            if accept is not None:
+                accept(name, answer)
+
         try:
             return self._dispatch.first(
                 operation,
                 key,
-                lambda name: fn(self._backends[name]),
-                accept=accept,
+                attempt,
+                accept=check,
                 discard=discard,
                 # Another replica may hold a write this one missed: keep looking.
                 is_miss=lambda exc: isinstance(exc, NotFoundError),
@@ -444,6 +475,8 @@ class Storage:
         if journal is not None:
             try:
                 journal.record(names, key, version, operation)
+                if operation == "delete":
+                    journal.record_marker(key, version)
             except (sqlite3.Error, OSError) as exc:
                 # Nothing was sent: without a durable intent no replica is written.
                 if cleanup is not None:
@@ -455,11 +488,25 @@ class Storage:
                 ) from exc
             self._in_flight.add(names, key)
 
+        acknowledged: set[str] = set()
+        unfinished = [len(names)]
+        lock = threading.Lock()
+
         def run(name: str) -> T:
             result = action(self._backends[name])
             if journal is not None:
                 journal.complete(name, key, version)
+            acknowledged.add(name)
             return result
+
+        def finished(name: str) -> None:
+            with lock:
+                unfinished[0] -= 1
+                last = unfinished[0] == 0
+            if last and journal is not None and acknowledged and len(acknowledged) < len(names):
+                missed = [n for n in names if n not in acknowledged]
+                self._leave_hints(key, version, operation, missed, sorted(acknowledged))
+            self._in_flight.discard(name, key)
 
         try:
             return self._dispatch.fan_out(
@@ -468,7 +515,7 @@ class Storage:
                 run,
                 required=self._settings.required_acks,
                 cleanup=cleanup,
-                on_finished=lambda name: self._in_flight.discard(name, key),
+                on_finished=finished,
             )
         except QuorumNotReached as short:
             raise QuorumNotReached(
@@ -479,6 +526,42 @@ class Storage:
                 succeeded=short.succeeded,
                 failed=short.failed,
             ) from short
+
+    def _leave_hints(
+        self,
+        key: str,
+        version: str,
+        operation: Literal["put", "delete"],
+        missed: Sequence[str],
+        holders: Sequence[str],
+    ) -> None:
+        """Leave, on each replica that took an action, a hint for each that missed it.
+
+        The hints let any instance's repairer complete the action even if this host
+        and its journal are lost. They are written in the background (``close`` and
+        ``flush`` wait for them); one that fails leaves the journal row as the record.
+        """
+        deadline = self._dispatch.deadline()
+        for holder in holders:
+            for target in missed:
+                hint_key = hints.hint_key(self._identities[target], key)
+                write = partial(
+                    hints.write_hint,
+                    self._backends[holder],
+                    self._identities[target],
+                    key,
+                    version,
+                    operation,
+                )
+                self._in_flight.add([holder], hint_key)
+                try:
+                    future = self._dispatch.submit(holder, "hint", key, write, deadline)
+                except (FailoverError, RuntimeError):
+                    self._in_flight.discard(holder, hint_key)
+                    continue  # stopping: the journal row remains the record
+                future.add_done_callback(
+                    lambda _f, h=holder, k=hint_key: self._in_flight.discard(h, k)  # type: ignore[misc]
+                )
 
     def delete(self, key: str) -> None:
         """Delete an object from every replica, acknowledged per the write policy.
@@ -494,14 +577,20 @@ class Storage:
         validate_key(key)
 
         version = self._clock.now()
-
-        self._recent_keys.discard(key)
+        # Replicated, the key keeps a delete marker: a later put looks before writing.
+        if self._replicated:
+            self._recent_keys.add(key)
+        else:
+            self._recent_keys.discard(key)
 
         def remove(backend: Backend) -> None:
-            if self._replicated:
-                delete_if_older(backend, key, version=version, horizon=self._clock.horizon())
-            else:
+            if not self._replicated:
                 backend.delete(key)
+                return
+            # A marker, not a removal: a late write of an older version loses to it.
+            outcome = write_marker(backend, key, version=version, horizon=self._clock.horizon())
+            if outcome.untrusted:
+                self._report_skew(backend.name, key, outcome.untrusted)
 
         self._replicate("delete", key, version, remove)
 
@@ -546,7 +635,12 @@ class Storage:
                 _verify_bytes(key, name, fetched.info, fetched.data)
 
             _, fetched = self._read(
-                "get", key, lambda b: b.get(key), accept=verify_copy, exclude=exclude
+                "get",
+                key,
+                lambda b: b.get(key),
+                info_of=_info_of,
+                accept=verify_copy,
+                exclude=exclude,
             )
             version = _meta(fetched.info, META_VERSION)
             plain = b"".join(self._layout.decrypt_stream(key, version, io.BytesIO(fetched.data)))
@@ -567,6 +661,7 @@ class Storage:
             "get",
             key,
             lambda b: b.get(key, byte_range=byte_range),
+            info_of=_info_of,
             accept=verify,
             exclude=exclude,
         )
@@ -591,6 +686,8 @@ class Storage:
                 continue
             try:
                 info = self._dispatch.call(other, "head", key, partial(backend.head, key), deadline)
+                if is_marker(info):
+                    continue
                 theirs = (
                     _meta(info, META_SHA256)
                     or hashlib.sha256(
@@ -641,37 +738,48 @@ class Storage:
         """Ask a majority for their version; return the replicas not holding the newest.
 
         Each stale replica is scheduled for read repair, including those that answer
-        after the majority did (their heads finish in the background).
+        after the majority did (their heads finish in the background). When the newest
+        version is a delete marker the key is deleted: NotFoundError, and the replicas
+        still holding an older copy are scheduled for the delete.
         """
         lock = threading.Lock()
-        newest_box: list[str] = []
+        newest_box: list[tuple[str, Literal["put", "delete"]]] = []
         seen: dict[str, str] = {}
 
-        def version_of(name: str) -> str | None:
+        def version_of(name: str) -> tuple[str, bool] | None:
             try:
-                version: str | None = _meta(self._backends[name].head(key), META_VERSION)
+                info = self._backends[name].head(key)
             except NotFoundError:
-                version = None
+                answer = None
+            else:
+                answer = (_meta(info, META_VERSION), is_marker(info))
             with lock:
-                seen[name] = version or ""
-                late = bool(newest_box) and seen[name] < newest_box[0]
+                seen[name] = answer[0] if answer else ""
+                late = bool(newest_box) and seen[name] < newest_box[0][0]
             if late:
-                self._schedule(name, key, newest_box[0], "put")
-            return version
+                self._schedule(name, key, *newest_box[0])
+            return answer
 
         answers = self._dispatch.fan_out(
             "head", key, version_of, required=len(self._backends) // 2 + 1
         )
-        versions = {name: v for name, v in answers.items() if v is not None}
+        versions = {name: a for name, a in answers.items() if a is not None}
         if not versions:
             raise NotFoundError(key)
-        newest = max(versions.values())
+        newest, deleted = max(versions.values())
+        op: Literal["put", "delete"] = "delete" if deleted else "put"
         with lock:
-            newest_box.append(newest)
+            newest_box.append((newest, op))
             # Answers that came in after the majority but before ``newest`` was known.
             between = [n for n, v in seen.items() if n not in answers and v < newest]
         for name in between:
-            self._schedule(name, key, newest, "put")
+            self._schedule(name, key, newest, op)
+        stale = [n for n in answers if n not in versions or versions[n][0] < newest]
+        for name in stale:
+            self._schedule(name, key, newest, op)
+        if deleted:
+            holder = next(n for n, a in versions.items() if a == (newest, True))
+            raise DeletedMarker(key, backend=holder, version=newest)
         # Read only from replicas known to hold the newest version: one that did not
         # answer in time may be stale too.
         excluded: dict[str, BaseException] = {
@@ -679,13 +787,13 @@ class Storage:
             for name in self._backends
             if name not in answers
         }
-        for name in answers:
-            if versions.get(name, "") < newest:
-                excluded[name] = NotFoundError(key, backend=name)
-                self._schedule(name, key, newest, "put")
+        for name in stale:
+            excluded[name] = NotFoundError(key, backend=name)
         return excluded
 
-    def _schedule(self, name: str, key: str, version: str, op: Literal["put", "verify"]) -> None:
+    def _schedule(
+        self, name: str, key: str, version: str, op: Literal["put", "delete", "verify"]
+    ) -> None:
         """Journal a read repair for one replica (the repairer performs it)."""
         if self._journal is not None and version:
             self._journal.record([name], key, version, op)
@@ -707,7 +815,11 @@ class Storage:
         if self._layout.transforms:
             return self._open_transformed(key, byte_range)
         name, reader = self._read(
-            "open", key, lambda b: b.open(key, byte_range=byte_range), discard=_close_reader
+            "open",
+            key,
+            lambda b: b.open(key, byte_range=byte_range),
+            info_of=_info_of,
+            discard=_close_reader,
         )
         return StorageReader(self, key, name, reader, byte_range=byte_range)
 
@@ -726,7 +838,9 @@ class Storage:
         chunks: Iterator[bytes]
         if self._layout.code is None:
             # Encrypted full copies: read one verified copy, decrypt it as it streams.
-            name, reader = self._read("open", key, lambda b: b.open(key), discard=_close_reader)
+            name, reader = self._read(
+                "open", key, lambda b: b.open(key), info_of=_info_of, discard=_close_reader
+            )
             version = _meta(reader.info, META_VERSION)
             chunks = self._layout.decrypt_stream(key, version, reader)
             infos = {name: reader.info}
@@ -767,7 +881,7 @@ class Storage:
         opened, errors, untried = self._dispatch.gather(
             "open",
             key,
-            lambda name: self._backends[name].open(key, byte_range=(0, None)),
+            lambda name: _live_reader(name, self._backends[name].open(key, byte_range=(0, None))),
             need=self._layout.code.k,
             is_miss=lambda exc: isinstance(exc, NotFoundError),
             discard=_close_reader,
@@ -788,7 +902,7 @@ class Storage:
                         name,
                         "open",
                         key,
-                        lambda: backend.open(key, byte_range=(start, stop)),
+                        lambda: _live_reader(name, backend.open(key, byte_range=(start, stop))),
                         deadline,
                     )
                 infos.setdefault(name, reader.info)
@@ -838,16 +952,20 @@ class Storage:
         N - W + 1 of them include one that holds it: that many trustworthy "not found"
         answers prove absence (Dynamo's read/write quorum overlap). A "not found" from
         a replica the journal knows missed a write of the key proves nothing; one from a
-        replica that missed its delete (not asked) counts, since the key is gone.
+        replica that missed its delete (not asked) counts, since the key is gone, and so
+        does a delete marker newer than the write the journal knows it missed.
         Fewer answers than that, with the rest unreachable, is an availability error.
         """
         pending = self._journal.pending_for_key(key) if self._journal is not None else {}
-        trusted = [
-            name
-            for name, exc in errors.items()
-            if isinstance(exc, NotFoundError)
-            and (name not in pending or pending[name].op == "delete")
-        ]
+
+        def trusted_absence(name: str, exc: BaseException) -> bool:
+            if not isinstance(exc, NotFoundError):
+                return False
+            if name not in pending or pending[name].op == "delete":
+                return True
+            return isinstance(exc, DeletedMarker) and exc.version >= pending[name].version
+
+        trusted = [name for name, exc in errors.items() if trusted_absence(name, exc)]
         return len(trusted) >= len(self._backends) - self._settings.required_acks + 1
 
     def _journal_hints(
@@ -883,7 +1001,7 @@ class Storage:
         """
         self._check_open()
         validate_key(key)
-        name, info = self._read("head", key, lambda b: b.head(key))
+        name, info = self._read("head", key, lambda b: b.head(key), info_of=lambda info: info)
         return _object_info(info, first_backend=name)
 
     def exists(self, key: str) -> bool:
@@ -922,6 +1040,8 @@ class Storage:
                 errors[name] = BackendSkipped(f"[{name}] not listed: circuit breaker open")
                 continue
             listing = _guarded_listing(name, backend.list(prefix), errors)
+            if RESERVED_KEY_PREFIX.startswith(prefix):
+                listing = (i for i in listing if not i[0].key.startswith(RESERVED_KEY_PREFIX))
             if deleted:
                 listing = (item for item in listing if (item[1], item[0].key) not in deleted)
             streams.append(listing)
@@ -929,13 +1049,45 @@ class Storage:
         current: list[tuple[StoredObject, str]] = []
         for item in merged:
             if current and current[0][0].key != item[0].key:
-                yield _best_listing(current)
+                yield from self._listed(current)
                 current = []
             current.append(item)
         if current:
-            yield _best_listing(current)
+            yield from self._listed(current)
         if len(errors) == len(self._backends):
             raise AllBackendsFailed(f"list {prefix!r}", errors)
+
+    def _listed(self, entries: Sequence[tuple[StoredObject, str]]) -> Iterator[ObjectInfo]:
+        """The listing entry for one key (nothing if its newest version is a delete marker).
+
+        Listings without metadata (S3) cannot tell a marker from an empty object: an
+        empty entry is described with a ``head``, and so is every entry of a key where
+        a marker was seen (its version must be compared with theirs). Other keys cost
+        no request.
+        """
+        if any(s.metadata is None and s.size == 0 for s, _ in entries) or any(
+            is_marker(s) for s, _ in entries
+        ):
+            entries = [(self._described(name, stored), name) for stored, name in entries]
+        stored, name = max(entries, key=lambda item: _meta(item[0], META_VERSION))
+        if not is_marker(stored):
+            yield _object_info(stored, first_backend=name)
+
+    def _described(self, name: str, stored: StoredObject) -> StoredObject:
+        """``stored`` with its metadata (a head when the listing had none)."""
+        if stored.metadata is not None:
+            return stored
+        backend = self._backends[name]
+        try:
+            return self._dispatch.call(
+                name,
+                "head",
+                stored.key,
+                partial(backend.head, stored.key),
+                self._dispatch.deadline(),
+            )
+        except (FailoverError, OSError):
+            return stored  # deleted since, or unreachable: the listing's word stands
 
     # -- health and repair -------------------------------------------------------------
 
@@ -1010,6 +1162,7 @@ class Storage:
             verify_bytes=verify_bytes,
             layout=self._layout,
             trusts=self._clock.trusts,
+            marker_grace_seconds=self._settings.tombstone_grace_seconds,
         )
         return reconciler.run(prefix, fix=fix, progress=progress)
 
@@ -1200,6 +1353,18 @@ def _check_range(byte_range: ByteRange | None) -> ByteRange | None:
     return (start, stop)
 
 
+def _info_of(answer: FetchedObject | ObjectReader) -> StoredObject:
+    return answer.info
+
+
+def _live_reader(name: str, reader: ObjectReader) -> ObjectReader:
+    """The reader, unless it reads a delete marker (then closed: DeletedMarker)."""
+    if is_marker(reader.info):
+        reader.close()
+        live(name, reader.info)
+    return reader
+
+
 def _close_reader(reader: ObjectReader) -> None:
     reader.close()
 
@@ -1269,8 +1434,3 @@ def _guarded_listing(
             yield stored, name
     except (BackendError, OSError) as exc:
         errors[name] = exc
-
-
-def _best_listing(entries: list[tuple[StoredObject, str]]) -> ObjectInfo:
-    stored, name = max(entries, key=lambda item: _meta(item[0], META_VERSION))
-    return _object_info(stored, first_backend=name)

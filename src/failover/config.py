@@ -248,6 +248,13 @@ SETTINGS_TABLE: Mapping[str, _Spec] = {
         "version stamps further ahead of this host's clock are not trusted: not adopted "
         "by this writer's clock, and replaced by the next write instead of winning",
     ),
+    "tombstone_grace_seconds": _Spec(
+        _number(minimum=0, allow_zero=True),
+        "seconds >= 0",
+        "86400",
+        "how long a delete marker stays on the replicas after every replica has it "
+        "(it keeps a late write of an older version from bringing the key back)",
+    ),
     "encryption_key": _Spec(
         _encryption_key,
         "a base64-encoded 256-bit key, or comma-separated 'id:base64key' entries with the "
@@ -292,6 +299,7 @@ class Settings:
     journal: str | None = None
     repair_interval_seconds: float = 5.0
     max_clock_skew_seconds: float = 30.0
+    tombstone_grace_seconds: float = 86400.0
     encryption_key: KeyProvider | None = None
     redundancy: Redundancy = "replicate"
     ec_k: int | None = None

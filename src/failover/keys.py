@@ -13,6 +13,7 @@ from failover.errors import InvalidKeyError, InvalidMetadataError
 
 __all__ = [
     "MAX_KEY_BYTES",
+    "RESERVED_KEY_PREFIX",
     "RESERVED_METADATA_PREFIX",
     "validate_key",
     "validate_metadata",
@@ -21,6 +22,10 @@ __all__ = [
 
 #: Longest key in UTF-8 bytes (S3 and GCS allow 1024; Azure allows more).
 MAX_KEY_BYTES = 1024
+#: Keys starting with this are the library's own (hints); ``list`` never shows them.
+RESERVED_KEY_PREFIX = ".failover-hints/"
+#: First key segments no application key may use: hints, and file:// backends' metadata.
+_RESERVED_SEGMENTS = (".failover", RESERVED_KEY_PREFIX.rstrip("/"))
 #: Metadata names starting with this are the library's own.
 RESERVED_METADATA_PREFIX = "failover_"
 
@@ -49,8 +54,9 @@ def validate_key(key: object) -> str:
 
     Raises:
         InvalidKeyError: if the key is not a non-empty str of at most 1024 UTF-8 bytes,
-            contains a control character or ``\\``, starts with ``/``, or has an empty,
-            ``.`` or ``..`` segment.
+            contains a control character or ``\\``, starts with ``/``, has an empty,
+            ``.`` or ``..`` segment, or a reserved first segment (``.failover``,
+            ``.failover-hints``).
     """
     if not isinstance(key, str):
         raise InvalidKeyError(f"key must be a str, not {type(key).__name__}")
@@ -75,6 +81,11 @@ def validate_key(key: object) -> str:
             raise InvalidKeyError(f"key {key!r} has an empty segment ('//'); remove it")
     if key.endswith("/"):
         raise InvalidKeyError(f"key {key!r} ends with '/'; directory markers are not objects")
+    if key.split("/", 1)[0] in _RESERVED_SEGMENTS:
+        raise InvalidKeyError(
+            f"key {key!r}: the first segment {key.split('/', 1)[0]!r} is reserved for "
+            "failover's own objects (hints, file:// metadata); choose another"
+        )
     return key
 
 
@@ -87,6 +98,11 @@ def validate_prefix(prefix: object) -> str:
     validate_key(prefix.rstrip("/") or "x/")  # "x/" makes a bare "/" fail as a leading slash
     if prefix.endswith("//"):
         raise InvalidKeyError(f"prefix {prefix!r} has an empty segment ('//')")
+    if prefix.split("/", 1)[0] in _RESERVED_SEGMENTS and "/" in prefix:
+        raise InvalidKeyError(
+            f"prefix {prefix!r} is under {prefix.split('/', 1)[0]!r}, which is reserved "
+            "for failover's own objects and never listed"
+        )
     return prefix
 
 

@@ -75,12 +75,15 @@ class RepairReport:
         failed: ``(backend, key, reason)`` for actions that failed in this pass.
         dropped: writes no replica ever stored (their writer stopped before any
             acknowledgement), removed from the journal with nothing to copy.
+        purged: deletes whose markers were removed from every replica (their grace
+            period was over and every replica held them).
     """
 
     repaired: int = 0
     pending: int = 0
     failed: tuple[tuple[str, str, str], ...] = ()
     dropped: int = 0
+    purged: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,7 @@ class ReconcileReport:
         orphaned: objects without failover metadata (written outside the library).
         fixed: number of replica actions performed when run with ``fix=True``.
         scanned: number of distinct keys compared.
+        purged: deletes whose markers were removed (``fix=True``, grace period over).
     """
 
     missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -104,6 +108,7 @@ class ReconcileReport:
     orphaned: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     fixed: int = 0
     scanned: int = 0
+    purged: int = 0
 
     @property
     def consistent(self) -> bool:

@@ -43,6 +43,7 @@ def test_every_variable_is_read() -> None:
         "FAILOVER_JOURNAL": "/tmp/j.sqlite",
         "FAILOVER_REPAIR_INTERVAL_SECONDS": "0",
         "FAILOVER_MAX_CLOCK_SKEW_SECONDS": "5",
+        "FAILOVER_TOMBSTONE_GRACE_SECONDS": "600",
         "FAILOVER_ENCRYPTION_KEY": "k1:" + "A" * 43 + "=",
         "FAILOVER_REDUNDANCY": "erasure",
         "FAILOVER_EC_K": "2",
@@ -58,7 +59,7 @@ def test_every_variable_is_read() -> None:
     assert (s.timeout_seconds, s.deadline_seconds, s.retry_attempts) == (2.5, 7, 4)
     assert (s.breaker_fail_max, s.breaker_reset_seconds) == (2, 1.5)
     assert (s.journal, s.repair_interval_seconds) == ("/tmp/j.sqlite", 0)
-    assert s.max_clock_skew_seconds == 5
+    assert (s.max_clock_skew_seconds, s.tombstone_grace_seconds) == (5, 600)
     assert s.required_acks == 3
     assert s.encryption_key is not None
     assert s.encryption_key.current() == ("k1", bytes(32))
@@ -208,6 +209,7 @@ BAD_VALUES: dict[str, tuple[str, str]] = {
     "FAILOVER_JOURNAL": ("/var/lib/app/failover/", "is a directory, not a file"),
     "FAILOVER_REPAIR_INTERVAL_SECONDS": ("-1", "'-1' is invalid"),
     "FAILOVER_MAX_CLOCK_SKEW_SECONDS": ("0", "'0' is invalid"),
+    "FAILOVER_TOMBSTONE_GRACE_SECONDS": ("-1", "'-1' is invalid"),
     "FAILOVER_ENCRYPTION_KEY": ("k1:" + "*" * 43, "entry 1 of 1 is not valid base64"),
     "FAILOVER_REDUNDANCY": ("raid", "'raid' is invalid"),
     "FAILOVER_EC_K": ("zero", "'zero' is invalid"),

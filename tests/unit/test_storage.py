@@ -25,6 +25,8 @@ from failover.errors import BackendTimeout, BackendUnavailable, PermissionDenied
 from failover.payload import Payload
 from failover.testing.faults import FaultyBackend
 
+from ..conftest import deleted_on
+
 
 def trio(**options: object) -> tuple[list[FaultyBackend], Storage]:
     """Three memory replicas behind fault injectors; repair only when asked."""
@@ -296,7 +298,10 @@ def test_delete_removes_everywhere_and_missing_is_fine() -> None:
         store.delete("k")
         store.delete("never")
         assert not store.exists("k")
-    assert all(list(b.inner.list()) == [] for b in backends)
+        assert not store.exists("never")
+        assert [i.key for i in store.list()] == []
+    # Each replica keeps the delete (a marker) for the grace period, never the object.
+    assert all(deleted_on(b.inner, "k") for b in backends)
 
 
 def test_reconcile_finds_and_fixes_missing_and_stale_replicas() -> None:

@@ -60,6 +60,12 @@ CREATE TABLE IF NOT EXISTS actions (
     PRIMARY KEY (backend, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS actions_by_key ON actions (key);
+CREATE TABLE IF NOT EXISTS markers (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
 """
 #: ``PRAGMA user_version`` of a file whose rows are keyed by replica identity.
 _SCOPED_SCHEMA = 1
@@ -120,6 +126,8 @@ class RepairJournal:
                     "each replica must be a different bucket, container, directory or prefix"
                 )
         self._names = {i: n for n, i in (self._scope or {}).items()}
+        # Delete markers belong to the configuration as a whole (all its replicas).
+        self._marker_scope = "\n".join(sorted(self._names))
         self._lock = threading.RLock()
         try:
             if path != ":memory:":
@@ -287,6 +295,38 @@ class RepairJournal:
             ).fetchall()
         actions = [self._action(row) for row in rows]
         return {(a.backend, a.key): a for a in actions}
+
+    def record_marker(self, key: str, version: str) -> None:
+        """Remember that a delete left markers at ``version`` (to remove after the grace).
+
+        An existing entry for ``key`` is replaced only by a newer version.
+        """
+        with self._transaction(durable=False) as conn:
+            conn.execute(
+                """INSERT INTO markers (scope, key, version) VALUES (?, ?, ?)
+                   ON CONFLICT (scope, key) DO UPDATE SET version = excluded.version
+                   WHERE excluded.version > markers.version""",
+                (self._marker_scope, key, version),
+            )
+
+    def markers(self, *, older_than: str, limit: int | None = None) -> list[tuple[str, str]]:
+        """``(key, version)`` of remembered markers with versions below ``older_than``."""
+        query = "SELECT key, version FROM markers WHERE scope = ? AND version < ? ORDER BY version"
+        params: list[object] = [self._marker_scope, older_than]
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
+        with self._lock:
+            rows = self._conn.execute(query, params).fetchall()
+        return [(str(key), str(version)) for key, version in rows]
+
+    def forget_marker(self, key: str, version: str) -> None:
+        """Drop the entry for ``key`` if it is still at ``version`` (or older)."""
+        with self._transaction(durable=False) as conn:
+            conn.execute(
+                "DELETE FROM markers WHERE scope = ? AND key = ? AND version <= ?",
+                (self._marker_scope, key, version),
+            )
 
     def counts(self) -> dict[str, int]:
         """Number of pending actions per backend."""

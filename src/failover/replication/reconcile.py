@@ -15,17 +15,25 @@ write journaled on another host. :class:`Reconciler` lists every replica, compar
 
 With ``fix=True`` each difference is repaired from a replica holding the newest intact
 version (last writer wins, conditional writes), and tombstoned keys are deleted.
+
+A key whose newest version is a **delete marker** is deleted: replicas holding an
+older copy are stale and get the marker; with ``fix=True`` the markers of a delete whose
+grace period is over are removed once no replica holds anything older (reconcile sees
+every replica, so it also cleans up after a host that deleted and was lost). Hint
+objects under the reserved prefix are not compared.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 from failover.backends.base import META_SHA256, META_VERSION, Backend, StoredObject
 from failover.errors import AllBackendsFailed, BackendError, NotFoundError
+from failover.keys import RESERVED_KEY_PREFIX
 from failover.replication.journal import RepairJournal
 from failover.replication.layout import META_SHARE, Layout, bytes_match
-from failover.replication.writer import delete_if_older
+from failover.replication.markers import is_marker, marker_due, remove_marker, write_marker
 from failover.types import ReconcileReport
 
 __all__ = ["Reconciler"]
@@ -46,6 +54,9 @@ class Reconciler:
         journal: the repair journal (tombstones, and rows to clear once fixed).
         verify_bytes: read every holder of the newest version and check its sha256.
         layout: how objects are stored (copies or erasure-coded shares).
+        trusts: tells whether a version stamp is within the allowed clock skew.
+        marker_grace_seconds: delete markers older than this are removed with
+            ``fix=True`` once every replica has the delete (``None``: never).
     """
 
     def __init__(
@@ -56,7 +67,10 @@ class Reconciler:
         verify_bytes: bool = False,
         layout: Layout | None = None,
         trusts: Callable[[str], bool] | None = None,
+        marker_grace_seconds: float | None = None,
     ) -> None:
+        self._marker_grace = marker_grace_seconds
+        self._purged = 0
         self._layout = layout or Layout(list(backends))
         self._trusts = trusts or (lambda _version: True)
         self._backends = backends
@@ -70,6 +84,8 @@ class Reconciler:
         for name, backend in self._backends.items():
             try:
                 for stored in backend.list(prefix):
+                    if stored.key.startswith(RESERVED_KEY_PREFIX):
+                        continue  # hints: the library's own bookkeeping
                     listing.setdefault(stored.key, {})[name] = stored
             except (BackendError, OSError) as exc:
                 errors[name] = exc
@@ -127,6 +143,7 @@ class Reconciler:
             orphaned={n: tuple(k) for n, k in found["orphaned"].items()},
             fixed=fixed,
             scanned=len(keys),
+            purged=self._purged,
         )
 
     def _reconcile_key(
@@ -149,16 +166,10 @@ class Reconciler:
         trusted = [_meta(s, META_VERSION) for s in versioned.values()]
         trusted = [v for v in trusted if self._trusts(v)] or trusted
         newest = max(trusted)
+        marked = [_meta(s, META_VERSION) for s in versioned.values() if is_marker(s)]
+        tombstone = max([tombstone, *(v for v in marked if v in trusted)])
         if tombstone and tombstone >= newest:
-            # Deleted after every version still around: those copies must go.
-            for name in versioned:
-                found["stale"][name].append(key)
-            if not fix:
-                return 0
-            for name in versioned:
-                delete_if_older(self._backends[name], key, version=tombstone)
-                self._clear(name, key, tombstone)
-            return len(versioned)
+            return self._reconcile_deleted(key, versioned, tombstone, found, fix=fix)
         holders = [
             n for n in self._names if n in versioned and _meta(versioned[n], META_VERSION) == newest
         ]
@@ -186,6 +197,44 @@ class Reconciler:
             self._layout.rebuild(self._backends, name, key, sources, replace_etag=corrupt_etag)
             self._clear(name, key, newest)
         return len(targets)
+
+    def _reconcile_deleted(
+        self,
+        key: str,
+        versioned: Mapping[str, StoredObject],
+        tombstone: str,
+        found: dict[str, dict[str, list[str]]],
+        *,
+        fix: bool,
+    ) -> int:
+        """A key deleted after every version still around: copies get the marker."""
+        stale = [
+            n
+            for n, s in versioned.items()
+            if not (is_marker(s) and _meta(s, META_VERSION) >= tombstone)
+        ]
+        for name in stale:
+            if not is_marker(versioned[name]):
+                found["stale"][name].append(key)
+        if not fix:
+            return 0
+        for name in stale:
+            write_marker(self._backends[name], key, version=tombstone)
+            self._clear(name, key, tombstone)
+        holders = {n: s for n, s in versioned.items() if n not in stale}
+        grace = self._marker_grace
+        if (
+            not stale
+            and grace is not None
+            and marker_due(tombstone, grace_seconds=grace, now=time.time())
+        ):
+            # Every replica listed holds the delete, and no late write can still land.
+            for name, marker in holders.items():
+                remove_marker(self._backends[name], marker)
+            if self._journal is not None:
+                self._journal.forget_marker(key, tombstone)
+            self._purged += 1
+        return sum(1 for n in stale if not is_marker(versioned[n]))
 
     def _without_duplicate_shares(
         self, intact: list[str], versioned: Mapping[str, StoredObject]

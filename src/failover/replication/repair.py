@@ -7,23 +7,35 @@ caller's memory:
   the row's version) to the target, with a last-writer-wins conditional write
   (:func:`~failover.replication.writer.write_if_newer`), after checking the copied
   bytes against their sha256;
-* a **delete** row (a tombstone) removes the target's copy unless the target holds a
-  newer version (:func:`~failover.replication.writer.delete_if_older`);
+* a **delete** row (a tombstone) writes a delete marker over the target's copy unless
+  the target holds a newer version (:func:`~failover.replication.markers.write_marker`);
+  a put row whose newest holder is a marker is repaired the same way;
 * a put that no replica holds and that is older than the grace period was never
   acknowledged (its writer died or gave up before any replica stored it): the row is
   *dropped*, since nothing exists to copy.
 
+Besides its own journal, each pass completes the **hints** other instances left in the
+replicas (:mod:`failover.replication.hints`: a lost host's work is not lost), and removes
+delete markers whose grace period is over once every replica holds them.
+
 Every call goes through the :class:`~failover.dispatch.Dispatcher`, so the repairer
 respects breakers (it does not hammer a backend whose breaker is open: those rows stay
 pending), retries and deadlines. Repair is idempotent: running it twice, or from two
-processes sharing a journal, does no harm.
+processes or hosts at once, does no harm.
+
+**Pacing.** Catch-up after an outage competes with the application for the same
+connections and the recovered cloud's capacity: a pass runs at most ``concurrency``
+actions at once (default 2), so foreground requests keep most of each backend's
+workers while the backlog drains.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import functools
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -32,9 +44,11 @@ from dataclasses import dataclass, field
 from failover.backends.base import META_VERSION, Backend, StoredObject
 from failover.dispatch import Dispatcher
 from failover.errors import FailoverError, NotFoundError
+from failover.replication.hints import Hint, hints_for, remove_hint
 from failover.replication.journal import JournalAction, RepairJournal
 from failover.replication.layout import Layout, bytes_match
-from failover.replication.writer import delete_if_older
+from failover.replication.markers import is_marker, marker_due, remove_marker, write_marker
+from failover.replication.version import stamp_at
 from failover.types import RepairReport
 
 __all__ = ["InFlight", "RepairWorker", "Repairer"]
@@ -85,6 +99,7 @@ class _Tally:
     repaired: int = 0
     dropped: int = 0
     pending: int = 0
+    purged: int = 0
     failed: list[tuple[str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -106,6 +121,12 @@ class Repairer:
         grace_seconds: a put row younger than this is never dropped (its write may
             still be in flight in another process).
         layout: how objects are stored (copies or erasure-coded shares).
+        identities: backend name to replica identity (where hints for it are kept);
+            default: no hints are read.
+        marker_grace_seconds: how long delete markers stay after every replica has
+            them (``None``: never removed by this repairer).
+        trusts: tells whether a version stamp is within the allowed clock skew; a
+            replica holding one beyond it is not copied from (default: all trusted).
         concurrency: actions repaired at once (each is a few sequential requests).
     """
 
@@ -118,9 +139,15 @@ class Repairer:
         in_flight: InFlight,
         grace_seconds: float,
         layout: Layout | None = None,
-        concurrency: int = 8,
+        identities: Mapping[str, str] | None = None,
+        marker_grace_seconds: float | None = None,
+        trusts: Callable[[str], bool] | None = None,
+        concurrency: int = 2,
     ) -> None:
+        self._trusts = trusts or (lambda _version: True)
         self._layout = layout or Layout(list(backends))
+        self._identities = dict(identities or {})
+        self._marker_grace = marker_grace_seconds
         self._concurrency = concurrency
         self._backends = backends
         self._journal = journal
@@ -130,14 +157,19 @@ class Repairer:
         self._lock = threading.Lock()  # one pass at a time per Storage
 
     def run_once(self, *, limit: int | None = None) -> RepairReport:
-        """Attempt every pending action once; return what happened."""
+        """Attempt every pending action and hint once, remove expired markers.
+
+        Returns what happened (hints count like journal rows).
+        """
         with self._lock:
             tally = _Tally()
-            actions = self._journal.pending(self._backends, limit=limit)
+            work = self._work(limit)
             with cf.ThreadPoolExecutor(
                 max_workers=self._concurrency, thread_name_prefix="failover-repair"
             ) as pool:
-                for _ in pool.map(lambda action: self._attempt(action, tally), actions):
+                for _ in pool.map(lambda i: self._attempt(i[0], i[1], tally), work):
+                    pass
+                for _ in pool.map(lambda m: self._purge(m[0], m[1], tally), self._due_markers()):
                     pass
             failed = sorted(tally.failed)
             return RepairReport(
@@ -145,15 +177,42 @@ class Repairer:
                 pending=tally.pending,
                 failed=tuple(failed),
                 dropped=tally.dropped,
+                purged=tally.purged,
             )
 
-    def _attempt(self, action: JournalAction, tally: _Tally) -> None:
+    def _work(self, limit: int | None) -> list[tuple[JournalAction, list[Hint]]]:
+        """This pass's actions: the journal's rows and the hints, one per (replica, key).
+
+        A replica and key both in the journal and in hints is repaired once, to the
+        newer of the two versions (which covers the older).
+        """
+        work: dict[tuple[str, str], tuple[JournalAction, list[Hint]]] = {
+            (a.backend, a.key): (a, []) for a in self._journal.pending(self._backends, limit=limit)
+        }
+        for hinted, hints in self._hinted_actions():
+            where = (hinted.backend, hinted.key)
+            journaled = work.get(where)
+            if journaled is None or journaled[0].version < hinted.version:
+                work[where] = (hinted, hints)
+            else:
+                work[where] = (journaled[0], hints)
+        return list(work.values())
+
+    def _attempt(self, action: JournalAction, hints: list[Hint], tally: _Tally) -> None:
+        outcome = self._perform(action, tally)
+        if outcome is None:
+            return
+        if outcome != "pending":
+            self._journal.complete(action.backend, action.key, action.version)
+            self._remove_hints(hints)
+        tally.add(outcome)
+
+    def _perform(self, action: JournalAction, tally: _Tally) -> str | None:
+        """Repair one action; its outcome, or None when it failed (already counted)."""
         if (action.backend, action.key) in self._in_flight:
-            tally.add("pending")
-            return
+            return "pending"
         if not self._dispatch.breakers.available(action.backend):
-            tally.add("pending")  # do not hammer a backend whose breaker is open
-            return
+            return "pending"  # do not hammer a backend whose breaker is open
         try:
             if action.op == "delete":
                 outcome = self._repair_delete(action)
@@ -165,10 +224,94 @@ class Repairer:
             reason = f"{type(exc).__name__}: {exc}"
             self._journal.note_failure(action, reason)
             tally.add("pending", (action.backend, action.key, reason))
+            return None
+        if outcome == "repaired" and action.op == "delete" and self._marker_grace is not None:
+            self._journal.record_marker(action.key, action.version)
+        return outcome
+
+    # -- hints -------------------------------------------------------------------------
+
+    def _hinted_actions(self) -> list[tuple[JournalAction, list[Hint]]]:
+        """The newest hinted action per (replica, key), with every hint that names it.
+
+        Hints for a replica whose breaker is open are not read (nothing can be done).
+        """
+        found: dict[tuple[str, str], list[Hint]] = {}
+        # Decided once per pass: a breaker opening while hints are listed must not
+        # make the order of the backends decide which replica's hints are read.
+        up = {name for name in self._backends if self._dispatch.breakers.available(name)}
+        for target, identity in self._identities.items():
+            if target not in up:
+                continue
+            for holder, backend in self._backends.items():
+                if holder == target or holder not in up:
+                    continue
+                try:
+                    hints = self._call(
+                        holder,
+                        "hints",
+                        identity,
+                        lambda b=backend, i=identity: list(hints_for(b, i)),  # type: ignore[misc]
+                    )
+                except (FailoverError, OSError):
+                    continue  # that holder's hints wait for the next pass
+                assert isinstance(hints, list)
+                for hint in hints:
+                    found.setdefault((target, hint.key), []).append(hint)
+        work = []
+        for (target, key), hints in found.items():
+            newest = max(hints, key=lambda h: h.version)
+            created = newest.stored.last_modified.timestamp()
+            action = JournalAction(target, key, newest.version, newest.op, created=created)
+            work.append((action, hints))
+        random.shuffle(work)  # instances spread over the hints instead of racing
+        return work
+
+    def _remove_hints(self, hints: list[Hint]) -> None:
+        for hint in hints:
+            holder = self._backends[hint.holder]
+            # A hint left behind costs the next pass a head that finds the target up to
+            # date, nothing more.
+            with contextlib.suppress(FailoverError, OSError):
+                self._call(
+                    hint.holder,
+                    "hint-remove",
+                    hint.stored.key,
+                    functools.partial(remove_hint, holder, hint),
+                )
+
+    # -- delete markers ----------------------------------------------------------------
+
+    def _due_markers(self) -> list[tuple[str, str]]:
+        if self._marker_grace is None:
+            return []
+        return self._journal.markers(older_than=stamp_at(time.time() - self._marker_grace))
+
+    def _purge(self, key: str, version: str, tally: _Tally) -> None:
+        """Remove the markers of a delete once every replica has it (or a newer write)."""
+        assert self._marker_grace is not None
+        if not marker_due(version, grace_seconds=self._marker_grace, now=time.time()):
             return
-        if outcome != "pending":
-            self._journal.complete(action.backend, action.key, action.version)
-        tally.add(outcome)
+        if self._journal.pending_for_key(key):
+            return  # a replica may still miss the delete
+        found: dict[str, StoredObject | None] = {}
+        for name in self._backends:
+            try:
+                found[name] = self._head(name, key)
+            except (FailoverError, OSError):
+                return  # cannot tell whether that replica holds it: later
+        for info in found.values():
+            if info is not None and not is_marker(info) and _version(info) < version:
+                return  # a replica still holds a copy the delete must remove first
+        for name, info in found.items():
+            if info is not None and is_marker(info) and _version(info) == version:
+                remove = functools.partial(remove_marker, self._backends[name], info)
+                try:
+                    self._call(name, "purge", key, remove)
+                except (FailoverError, OSError):
+                    return
+        self._journal.forget_marker(key, version)
+        tally.add("purged")
 
     def _call(self, name: str, operation: str, key: str, fn: Callable[[], object]) -> object:
         return self._dispatch.call(name, f"repair-{operation}", key, fn, self._dispatch.deadline())
@@ -188,7 +331,7 @@ class Repairer:
             action.backend,
             "delete",
             action.key,
-            lambda: delete_if_older(target, action.key, version=action.version),
+            lambda: write_marker(target, action.key, version=action.version),
         )
         return "repaired"
 
@@ -196,7 +339,7 @@ class Repairer:
         key = action.key
         target = self._backends[action.backend]
         info = self._head(action.backend, key)
-        if info is None:
+        if info is None or is_marker(info):
             return self._repair_put(action)
         if _version(info) > action.version:
             return "repaired"  # overwritten by a newer write since
@@ -240,6 +383,8 @@ class Repairer:
             if info is None:
                 continue
             version = _version(info)
+            if not self._trusts(version):
+                continue  # a stamp from a clock far ahead is not spread to others
             if version == at_least or (not exact and version > at_least):
                 holders[name] = info
         return holders, unanswered
@@ -255,6 +400,13 @@ class Repairer:
             if unanswered or age < self._grace_seconds:
                 return "pending"  # cannot tell yet whether some replica has it
             return "dropped"  # never acknowledged anywhere: nothing to copy
+        newest = max(holders.values(), key=_version)
+        if is_marker(newest):
+            # Deleted after the write the target missed: it gets the delete instead.
+            return self._repair_delete(
+                JournalAction(action.backend, key, _version(newest), "delete")
+            )
+        holders = {n: i for n, i in holders.items() if not is_marker(i)}
         rebuild = functools.partial(
             self._layout.rebuild, self._backends, action.backend, key, holders
         )

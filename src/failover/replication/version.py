@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["HybridClock", "parse_version"]
+__all__ = ["HybridClock", "parse_version", "stamp_at"]
 
 _MS_DIGITS = 16
 _COUNTER_DIGITS = 6
@@ -113,3 +113,12 @@ def parse_version(stamp: str) -> tuple[int, int] | None:
     if not (parts[0].isdigit() and parts[1].isdigit()):
         return None
     return int(parts[0]), int(parts[1])
+
+
+def stamp_at(seconds: float) -> str:
+    """A string that sorts after every stamp of earlier milliseconds than ``seconds``.
+
+    Stamps of the same millisecond and later sort after it (it is their prefix).
+    """
+    ms = min(max(int(seconds * 1000), 0), _MAX_MS)
+    return f"{ms:0{_MS_DIGITS}d}"
