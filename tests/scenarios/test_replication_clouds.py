@@ -22,6 +22,7 @@ from failover.backends import from_url
 from failover.backends.base import META_SHA256, META_VERSION
 from failover.config import Settings
 from failover.payload import Payload
+from failover.replication.markers import is_marker
 from failover.testing import FaultyBackend
 
 from .conftest import ProxiedFactory
@@ -50,11 +51,15 @@ def _store(urls: list[str], journal: Path, **options: object) -> Storage:
 
 
 def _replica_states(store: Storage, key: str) -> dict[str, tuple[bytes, str, str] | None]:
+    """Each replica's bytes, version and sha256 for ``key`` (None: absent or deleted)."""
     states: dict[str, tuple[bytes, str, str] | None] = {}
     for name, backend in store.backends.items():
         try:
             fetched = backend.get(key)
         except NotFoundError:
+            states[name] = None
+            continue
+        if is_marker(fetched.info):  # the delete, kept for the grace period
             states[name] = None
             continue
         meta = fetched.info.metadata or {}
