@@ -49,6 +49,7 @@ from failover.replication.journal import JournalAction, RepairJournal
 from failover.replication.layout import Layout, bytes_match
 from failover.replication.markers import is_marker, marker_due, remove_marker, write_marker
 from failover.replication.version import stamp_at
+from failover.replication.writer import ReplicaWrite
 from failover.types import RepairReport
 
 __all__ = ["InFlight", "RepairWorker", "Repairer"]
@@ -167,7 +168,7 @@ class Repairer:
             with cf.ThreadPoolExecutor(
                 max_workers=self._concurrency, thread_name_prefix="failover-repair"
             ) as pool:
-                for _ in pool.map(lambda i: self._attempt(i[0], i[1], tally), work):
+                for _ in pool.map(lambda i: self._attempt(i[0], i[1], i[2], tally), work):
                     pass
                 for _ in pool.map(lambda m: self._purge(m[0], m[1], tally), self._due_markers()):
                     pass
@@ -180,31 +181,41 @@ class Repairer:
                 purged=tally.purged,
             )
 
-    def _work(self, limit: int | None) -> list[tuple[JournalAction, list[Hint]]]:
+    def _work(self, limit: int | None) -> list[tuple[JournalAction, list[Hint], bool]]:
         """This pass's actions: the journal's rows and the hints, one per (replica, key).
 
         A replica and key both in the journal and in hints is repaired once, to the
-        newer of the two versions (which covers the older).
+        newer of the two versions (which covers the older). The flag tells whether the
+        journal has a row for it.
         """
-        work: dict[tuple[str, str], tuple[JournalAction, list[Hint]]] = {
-            (a.backend, a.key): (a, []) for a in self._journal.pending(self._backends, limit=limit)
+        work: dict[tuple[str, str], tuple[JournalAction, list[Hint], bool]] = {
+            (a.backend, a.key): (a, [], True)
+            for a in self._journal.pending(self._backends, limit=limit)
         }
         for hinted, hints in self._hinted_actions():
             where = (hinted.backend, hinted.key)
             journaled = work.get(where)
-            if journaled is None or journaled[0].version < hinted.version:
-                work[where] = (hinted, hints)
+            if journaled is None:
+                work[where] = (hinted, hints, False)
+            elif journaled[0].version < hinted.version:
+                work[where] = (hinted, hints, True)
             else:
-                work[where] = (journaled[0], hints)
+                work[where] = (journaled[0], hints, True)
         return list(work.values())
 
-    def _attempt(self, action: JournalAction, hints: list[Hint], tally: _Tally) -> None:
+    def _attempt(
+        self, action: JournalAction, hints: list[Hint], journaled: bool, tally: _Tally
+    ) -> None:
         outcome = self._perform(action, tally)
         if outcome is None:
             return
         if outcome != "pending":
             self._journal.complete(action.backend, action.key, action.version)
             self._remove_hints(hints)
+        if outcome == "current":
+            if not journaled:
+                return  # a hint for work already done (another instance's, or a late hint)
+            outcome = "repaired"
         tally.add(outcome)
 
     def _perform(self, action: JournalAction, tally: _Tally) -> str | None:
@@ -225,7 +236,8 @@ class Repairer:
             self._journal.note_failure(action, reason)
             tally.add("pending", (action.backend, action.key, reason))
             return None
-        if outcome == "repaired" and action.op == "delete" and self._marker_grace is not None:
+        deleted = outcome in ("repaired", "current") and action.op == "delete"
+        if deleted and self._marker_grace is not None:
             self._journal.record_marker(action.key, action.version)
         return outcome
 
@@ -327,13 +339,14 @@ class Repairer:
 
     def _repair_delete(self, action: JournalAction) -> str:
         target = self._backends[action.backend]
-        self._call(
+        outcome = self._call(
             action.backend,
             "delete",
             action.key,
             lambda: write_marker(target, action.key, version=action.version),
         )
-        return "repaired"
+        assert isinstance(outcome, ReplicaWrite)
+        return "current" if outcome.superseded else "repaired"
 
     def _repair_corrupt(self, action: JournalAction) -> str:
         key = action.key
@@ -393,7 +406,7 @@ class Repairer:
         key = action.key
         target_info = self._head(action.backend, key)
         if target_info is not None and _version(target_info) >= action.version:
-            return "repaired"  # already there (the original write landed after all)
+            return "current"  # already there (the original write landed after all)
         holders, unanswered = self._holders(action, at_least=action.version)
         if not holders:
             age = time.time() - action.created
