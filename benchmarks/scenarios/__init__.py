@@ -17,6 +17,7 @@ SCENARIOS = {
     "hedging": "one backend stalls 5 % of reads: health vs hedged",
     "large_objects": "256 MiB through failover (3 backends) vs the raw SDK",
     "erasure": "erasure 2-of-3 (+ encryption) vs replicate: codec MB/s per core, put/get latency",
+    "async_gets": "1 KiB gets from N asyncio tasks (failover.aio) vs N threads (sync API)",
 }
 
 
