@@ -368,6 +368,31 @@ def _one_run(ctx: RunContext, rep: int) -> dict[str, Any]:
     }
 
 
+def _pooled_catch_up(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """p99 of all runs' catch-up requests over p99 of all their requests before the outage.
+
+    One run's catch-up (a few seconds at 20 requests/s) holds about 90 requests, so its
+    own p99 is its slowest request; pooled over the runs it is a percentile again.
+    """
+    before: list[float] = []
+    catch_up: list[float] = []
+    for r in runs:
+        start, end = r["heal_at_s"], r["heal_at_s"] + r["catch_up_s"]
+        for scheduled, latency_ms, _kind, _ok in r["timeline"]["ops"]:
+            if scheduled < r["fault_at_s"]:
+                before.append(latency_ms / 1000)
+            elif start <= scheduled < end:
+                catch_up.append(latency_ms / 1000)
+    b, c = summarize(before), summarize(catch_up)
+    return {
+        "before_n": len(before),
+        "catch_up_n": len(catch_up),
+        "before_p99_ms": b.get("p99_ms", float("nan")),
+        "catch_up_p99_ms": c.get("p99_ms", float("nan")),
+        "ratio": c.get("p99_ms", float("nan")) / b.get("p99_ms", float("nan")),
+    }
+
+
 def _seconds(value: float | None) -> str:
     return "never" if value is None else f"{value:.2f} s"
 
@@ -449,6 +474,7 @@ def run(ctx: RunContext) -> ScenarioResult:
     errors = spread([r["errors"] for r in runs])
     ratios = [r["catch_up_p99_ratio"] for r in runs]
     ratio = spread([float("nan") if v is None else v for v in ratios])
+    pooled = _pooled_catch_up(runs)
     reached = [r["convergence"]["all_reached_after_heal_s"] for r in runs]
     converged = spread([float("nan") if v is None else v for v in reached])
     targets = [
@@ -472,11 +498,16 @@ def run(ctx: RunContext) -> ScenarioResult:
         Target(
             name="outage: foreground p99 during catch-up / healthy p99",
             requirement="<= 2",
-            value=ratio["median"],
+            value=pooled["ratio"],
             spread=ratio,
-            met=all(v is not None and v <= 2 for v in ratios),
+            met=pooled["ratio"] <= 2,
             unit="x",
-            detail="every run counted; catch-up = heal until every missed write reached it",
+            detail=(
+                f"p99 of the {pooled['catch_up_n']} requests of every run's catch-up "
+                f"({pooled['catch_up_p99_ms']:.1f} ms) over p99 of the "
+                f"{pooled['before_n']} before the outage ({pooled['before_p99_ms']:.1f} ms); "
+                "the range is the per-run ratio, whose ~90-request p99 is its slowest"
+            ),
         ),
         Target(
             name="outage: replicas converged after healing",
