@@ -14,12 +14,20 @@ that every replica converged. For each backend in turn, :func:`run_drill`:
 4. heals the backend, runs :meth:`Storage.repair() <failover.Storage.repair>`, and
    checks that the replicas are identical (a byte-verifying reconcile of the scratch
    prefix) and that every acknowledged write is on every replica;
-5. deletes its scratch objects from every replica.
+5. deletes its scratch objects, and the hints left for them, from every replica.
+
+With ``fleet=True`` each backend's outage is followed by a rehearsal of a *host* lost
+with it (:func:`rehearse_lost_host`): two instances with their own journals; while the
+backend is down, one of them writes and deletes scratch objects, then is closed and its
+journal deleted; the backend comes back and the other instance's
+:meth:`Storage.repair() <failover.Storage.repair>` completes the lost host's work from
+the hints the replicas kept; every replica is checked directly, and the scratch objects,
+delete markers and hints are removed.
 
 The drill uses a private repair journal and no background repair, so it neither adds
 work to the application's journal nor races with it. Its building blocks
-(:class:`MeteredBackend`, :class:`BreakerTimeline`, :func:`check_replicas`) also drive
-``failover demo``.
+(:class:`MeteredBackend`, :class:`BreakerTimeline`, :func:`check_replicas`,
+:func:`rehearse_lost_host`) also drive ``failover demo``.
 
 Example:
     >>> report = run_drill(Settings.from_env(), objects=10)  # doctest: +SKIP
@@ -30,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import re
 import secrets
@@ -38,13 +47,14 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from failover._storage import Storage
 from failover.backends import from_url, parse_backend_url
+from failover.backends.base import replica_identity
 from failover.config import Settings
 from failover.errors import (
     BackendUnavailable,
@@ -54,6 +64,8 @@ from failover.errors import (
     is_transient,
 )
 from failover.events import BreakerStateChanged, Event
+from failover.replication.hints import Hint, hints_for, remove_hint
+from failover.replication.markers import is_marker
 from failover.testing.faults import FaultyBackend
 from failover.types import BreakerState, ReconcileReport
 
@@ -73,9 +85,12 @@ __all__ = [
     "BreakerChange",
     "BreakerTimeline",
     "DrillReport",
+    "FleetDrill",
     "MeteredBackend",
     "OutageKind",
+    "check_deleted",
     "check_replicas",
+    "rehearse_lost_host",
     "run_drill",
     "settle_repairs",
 ]
@@ -119,6 +134,15 @@ class MeteredBackend:
     def name(self) -> str:
         """The inner backend's name."""
         return self._inner.name
+
+    @property
+    def identity(self) -> str:
+        """The inner backend's identity: metering does not move where the objects live.
+
+        Journal rows and hints are kept per identity, so an instance over metered
+        backends and one over plain backends find each other's hints.
+        """
+        return replica_identity(self._inner)
 
     @property
     def ops(self) -> int:
@@ -301,6 +325,54 @@ def _check_one(name: str, backend: Backend, key: str, data: bytes, *, attempts: 
     return None  # pragma: no cover - the loop always returns
 
 
+def check_deleted(
+    backends: Mapping[str, Backend],
+    keys: Iterable[str],
+    *,
+    limit: int = _MAX_PROBLEMS,
+    attempts: int = 3,
+) -> list[str]:
+    """Check on every replica directly that each key is deleted.
+
+    A replica holding no object at the key, or a delete marker, holds the delete. A
+    transient error is retried up to ``attempts`` times.
+
+    Args:
+        backends: the replicas by name (``Storage.backends``).
+        keys: keys whose deletes were acknowledged.
+        limit: stop after this many problems.
+        attempts: tries per key when a replica fails transiently.
+
+    Returns:
+        One line per problem (``"<backend>: <key> still has a live copy"`` or the error
+        met); empty when no replica holds a live copy of any of the keys.
+    """
+    wanted = list(keys)
+    problems: list[str] = []
+    for name, backend in backends.items():
+        for key in wanted:
+            if len(problems) >= limit:
+                return problems
+            problem = _check_gone(name, backend, key, attempts=attempts)
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
+def _check_gone(name: str, backend: Backend, key: str, *, attempts: int) -> str | None:
+    for attempt in range(1, attempts + 1):
+        try:
+            info = backend.head(key)
+        except NotFoundError:
+            return None
+        except (FailoverError, OSError) as exc:
+            if attempt < attempts and is_transient(exc):
+                continue
+            return f"{name}: {key} unreadable ({type(exc).__name__}: {exc})"
+        return None if is_marker(info) else f"{name}: {key} still has a live copy"
+    return None  # pragma: no cover - the loop always returns
+
+
 def settle_repairs(
     store: Storage, *, timeout_seconds: float, poll_seconds: float = _POLL_SECONDS
 ) -> tuple[int, int]:
@@ -381,6 +453,71 @@ class BackendDrill:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetDrill:
+    """What happened when a host was lost with its journal while a backend was down.
+
+    Host A and host B are two instances over the same backends, each with its own
+    journal (:func:`rehearse_lost_host`).
+
+    Attributes:
+        backend: the backend that was down while host A wrote.
+        outage: how it was down.
+        scratch: the prefix of the rehearsal's objects.
+        writes: puts host A had acknowledged while the backend was down (new keys and
+            overwrites of keys host B had written).
+        deletes: deletes (of keys host B had written) host A had acknowledged then.
+        errors: puts and deletes of host A that raised.
+        missed: acknowledged actions the backend did not hold when it came back, after
+            host A was lost (another instance's repair may have done some already).
+        hints: hints for the scratch keys found on the other replicas then.
+        repaired: actions host B's repair (its journal empty) completed.
+        pending: actions still pending after host B's repair.
+        writes_repaired: every replica held every acknowledged write of host A.
+        deletes_repaired: no replica held a live copy of a key host A deleted.
+        hints_left: hints for the scratch keys still on a replica after the repair
+            (``None``: not checked).
+        cleaned: no scratch object, marker or hint was left on any replica (``None``:
+            clean-up not asked for).
+        duration_seconds: how long the rehearsal took.
+        problems: what went wrong, one line each (at most ten).
+    """
+
+    backend: str
+    outage: str
+    scratch: str
+    writes: int = 0
+    deletes: int = 0
+    errors: int = 0
+    missed: int = 0
+    hints: int = 0
+    repaired: int = 0
+    pending: int = 0
+    writes_repaired: bool = False
+    deletes_repaired: bool = False
+    hints_left: int | None = None
+    cleaned: bool | None = None
+    duration_seconds: float = 0.0
+    problems: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """Host A's actions were acknowledged and host B's repair completed them.
+
+        After the repair every replica held host A's writes and deletes and no hint was
+        left; the scratch was removed (when asked).
+        """
+        return (
+            self.errors == 0
+            and self.writes + self.deletes > 0
+            and self.writes_repaired
+            and self.deletes_repaired
+            and self.hints_left == 0
+            and self.cleaned is not False
+            and not self.problems
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DrillReport:
     """The outcome of a drill over one or more backends.
 
@@ -391,6 +528,7 @@ class DrillReport:
         required_acks: acknowledgements a write needed.
         objects: scratch objects written before each outage.
         results: one entry per backend taken down, in the order they were.
+        fleet: with ``fleet=True``, one lost-host rehearsal per backend taken down.
     """
 
     prefix: str
@@ -399,17 +537,28 @@ class DrillReport:
     required_acks: int
     objects: int
     results: tuple[BackendDrill, ...] = field(default_factory=tuple)
+    fleet: tuple[FleetDrill, ...] = field(default_factory=tuple)
 
     @property
     def passed(self) -> bool:
-        """True when every backend's outage passed."""
-        return bool(self.results) and all(r.passed for r in self.results)
+        """True when every backend's outage, and every lost-host rehearsal, passed."""
+        return (
+            bool(self.results)
+            and all(r.passed for r in self.results)
+            and all(f.passed for f in self.fleet)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (what ``failover drill --json`` prints)."""
         data = asdict(self)
         data["passed"] = self.passed
-        for entry, result in zip(data["results"], self.results, strict=True):
+        data["results"] = list(data["results"])
+        data["fleet"] = list(data["fleet"])
+        entries: list[tuple[dict[str, Any], BackendDrill | FleetDrill]] = [
+            *zip(data["results"], self.results, strict=True),
+            *zip(data["fleet"], self.fleet, strict=True),
+        ]
+        for entry, result in entries:
             entry["problems"] = list(result.problems)
             entry["passed"] = result.passed
         data["backends"] = list(self.backends)
@@ -426,6 +575,7 @@ def run_drill(
     objects: int = 20,
     outage: OutageKind = "hang",
     prefix: str = DEFAULT_PREFIX,
+    fleet: bool = False,
     on_progress: Callable[[str], None] | None = None,
 ) -> DrillReport:
     """Take each backend down in turn and verify reads, writes, repair and convergence.
@@ -438,6 +588,9 @@ def run_drill(
         outage: ``"hang"`` (calls hang for ``timeout_seconds``, then time out) or
             ``"error"`` (calls fail at once as if the connection were refused).
         prefix: scratch prefix; each run writes under ``<prefix><run id>/``.
+        fleet: after each backend's outage, also rehearse a host lost with its
+            journal while that backend is down (:func:`rehearse_lost_host`, with
+            ``objects`` scratch objects, under ``<prefix><run id>/<backend>/fleet/``).
         on_progress: called with a short line as each step starts.
 
     Returns:
@@ -464,6 +617,7 @@ def run_drill(
     run_prefix = f"{prefix}{run_id}/"
     say = on_progress or (lambda _line: None)
     results: list[BackendDrill] = []
+    lost_hosts: list[FleetDrill] = []
     journal_dir = tempfile.mkdtemp(prefix="failover-drill-")
     try:
         drill_settings = settings.with_options(
@@ -482,6 +636,21 @@ def run_drill(
                     say=say,
                 ).run()
             )
+            if fleet:
+                injected = _InjectedOutage(drill_settings, target=target, outage=outage)
+                lost_hosts.append(
+                    rehearse_lost_host(
+                        injected.connect,
+                        target=target,
+                        take_down=injected.take_down,
+                        bring_back=injected.bring_back,
+                        scratch=f"{scratch}fleet/",
+                        journal_dir=journal_dir,
+                        objects=objects,
+                        outage=outage,
+                        on_progress=say,
+                    )
+                )
     finally:
         shutil.rmtree(journal_dir, ignore_errors=True)
     return DrillReport(
@@ -491,11 +660,34 @@ def run_drill(
         required_acks=settings.required_acks,
         objects=objects,
         results=tuple(results),
+        fleet=tuple(lost_hosts),
     )
 
 
 def _backend_names(settings: Settings) -> list[str]:
     return [parse_backend_url(url).name for url in settings.backends]
+
+
+def _faulty_backends(settings: Settings) -> list[FaultyBackend]:
+    """The configured backends, each behind a fault injector (all faults off)."""
+    built: list[Backend] = []
+    try:
+        built.extend(
+            from_url(url, timeout_seconds=settings.timeout_seconds) for url in settings.backends
+        )
+    except BaseException:
+        for backend in built:
+            backend.close()
+        raise
+    return [FaultyBackend(backend) for backend in built]
+
+
+def _fail(backend: FaultyBackend, outage: OutageKind, *, timeout_seconds: float) -> None:
+    """Make ``backend`` look down: calls hang then time out, or fail at once."""
+    if outage == "hang":
+        backend.set(hang=True, hang_seconds=timeout_seconds)
+    else:
+        backend.set(error_rate=1.0, error=BackendUnavailable)
 
 
 def _slug(name: str) -> str:
@@ -537,17 +729,7 @@ class _BackendRun:
     def run(self) -> BackendDrill:
         started = time.monotonic()
         timeline = BreakerTimeline()
-        faulty: dict[str, FaultyBackend] = {}
-        built: list[Backend] = []
-        try:
-            for url in self.settings.backends:
-                backend = from_url(url, timeout_seconds=self.settings.timeout_seconds)
-                built.append(backend)
-                faulty[backend.name] = FaultyBackend(backend)
-        except BaseException:
-            for backend in built:
-                backend.close()
-            raise
+        faulty = {backend.name: backend for backend in _faulty_backends(self.settings)}
         store = Storage(list(faulty.values()), settings=self.settings, hooks=[timeline])
         result: dict[str, Any] = {}
         try:
@@ -599,10 +781,7 @@ class _BackendRun:
 
     def _outage(self, store: Storage, target: FaultyBackend, seeds: list[str]) -> None:
         self.say(f"{self.target}: down; reading and writing through the others")
-        if self.outage == "hang":
-            target.set(hang=True, hang_seconds=self.settings.timeout_seconds)
-        else:
-            target.set(error_rate=1.0, error=BackendUnavailable)
+        _fail(target, self.outage, timeout_seconds=self.settings.timeout_seconds)
         self.began = time.monotonic()
         for i, seed in enumerate(seeds):
             key = f"{self.scratch}during-{i:04d}"
@@ -685,20 +864,368 @@ class _BackendRun:
 
     def _clean_up(self, faulty: Mapping[str, FaultyBackend]) -> bool:
         self.say(f"{self.target}: deleting scratch objects")
-        cleaned = True
-        for name, backend in faulty.items():
+        return _remove_scratch(faulty, self.scratch, self._problem)
+
+
+def _scratch_hints(backends: Mapping[str, Backend], scratch: str) -> list[Hint]:
+    """Every hint, on every replica, for a key under ``scratch`` (for any other replica).
+
+    Raises:
+        FailoverError: a replica's hints could not be listed or read.
+        OSError: the same, from a local backend.
+    """
+    found: list[Hint] = []
+    for holder_name, holder in backends.items():
+        for name, backend in backends.items():
+            if name != holder_name:
+                hints = hints_for(holder, replica_identity(backend))
+                found += [hint for hint in hints if hint.key.startswith(scratch)]
+    return found
+
+
+def _remove_scratch(
+    backends: Mapping[str, Backend], scratch: str, problem: Callable[[str], None]
+) -> bool:
+    """Remove every object (delete markers included) and hint of the scratch keys.
+
+    A repair pass may leave a hint it did not read after completing the action from
+    the journal (the replica's breaker admitted calls again during the pass); once the
+    scratch objects are gone, such a hint would stay pending in every instance's repair
+    until its grace period ends. So the hints go too, first.
+
+    Returns:
+        True if nothing of the scratch is left on any replica (``problem`` is told why
+        not otherwise).
+    """
+    cleaned = True
+    try:
+        hints = _scratch_hints(backends, scratch)
+    except (FailoverError, OSError) as exc:
+        problem(f"hints unreadable at clean-up: {exc}")
+        hints, cleaned = [], False
+    for hint in hints:
+        try:
+            remove_hint(backends[hint.holder], hint)
+        except (FailoverError, OSError) as exc:
+            problem(f"{hint.holder}: could not remove a hint: {exc}")
+            cleaned = False
+    for name, backend in backends.items():
+        try:
+            for stored in list(backend.list(scratch)):
+                backend.delete(stored.key)
+            left = next(iter(backend.list(scratch)), None)
+        except (FailoverError, OSError) as exc:
+            problem(f"{name}: could not delete scratch objects: {exc}")
+            cleaned = False
+            continue
+        if left is not None:
+            problem(f"{name}: scratch object {left.key} left behind")
+            cleaned = False
+    try:
+        left_hints = _scratch_hints(backends, scratch)
+    except (FailoverError, OSError) as exc:
+        problem(f"hints unreadable after clean-up: {exc}")
+        return False
+    if left_hints:
+        problem(f"{len(left_hints)} hint(s) for {scratch} left behind")
+    return cleaned and not left_hints
+
+
+# -- a host lost with its journal ---------------------------------------------------------
+
+
+def rehearse_lost_host(
+    connect: Callable[[str], Storage],
+    *,
+    target: str,
+    take_down: Callable[[], None],
+    bring_back: Callable[[], None],
+    scratch: str,
+    journal_dir: str | os.PathLike[str],
+    objects: int = 6,
+    outage: str = "hang",
+    clean_up: bool = True,
+    on_progress: Callable[[str], None] | None = None,
+) -> FleetDrill:
+    """Lose a host with its journal while ``target`` is down; another instance repairs.
+
+    Two instances, host A and host B, are built with ``connect`` (each over its own
+    backend clients and with its own journal in ``journal_dir``). Then:
+
+    1. host B writes ``objects`` objects under ``scratch`` and waits until every
+       replica has them;
+    2. ``take_down()``; host A writes ``objects`` new objects, overwrites half of host
+       B's and deletes the others (acknowledged by the write policy), and waits until
+       its replica writes and hints have ended;
+    3. host A is lost: closed, and its journal deleted;
+    4. ``bring_back()``; what ``target`` missed is counted directly, with the hints
+       the other replicas keep for it;
+    5. host B, whose journal knows nothing of host A's work, runs
+       :meth:`Storage.repair() <failover.Storage.repair>` (until nothing is pending);
+    6. every replica is read directly: each must hold host A's writes byte for byte and
+       no live copy of a key it deleted (a delete marker counts as deleted), and no
+       hint for the scratch keys may be left;
+    7. with ``clean_up``, the scratch objects, delete markers and hints are removed.
+
+    ``bring_back()`` is also called if a step fails, so it must be harmless to repeat.
+
+    Args:
+        connect: builds one instance given the path of its journal; the instance owns
+            its backends (closing it closes them) and ``take_down`` must reach them.
+        target: name of the backend ``take_down`` takes down.
+        take_down: takes ``target`` down for every instance built so far.
+        bring_back: undoes ``take_down``.
+        scratch: prefix of every key written (ends with ``/``); nothing else is touched,
+            except that host B's repair, like any instance's, also completes hints
+            other writers left.
+        journal_dir: directory for the two journals (removed at the end).
+        objects: objects host B writes, and host A writes anew.
+        outage: how ``take_down`` fails the backend (for the report).
+        clean_up: remove the scratch objects, markers and hints at the end.
+        on_progress: called with a short line as each step starts.
+
+    Returns:
+        The outcome; :attr:`FleetDrill.passed` says whether every invariant held.
+
+    Raises:
+        ConfigError: ``objects < 1``.
+    """
+    if objects < 1:
+        raise ConfigError(f"objects must be at least 1, got {objects}")
+    return _LostHostRun(
+        connect,
+        target=target,
+        take_down=take_down,
+        bring_back=bring_back,
+        scratch=scratch,
+        journal_dir=os.fspath(journal_dir),
+        objects=objects,
+        outage=outage,
+        clean_up=clean_up,
+        say=on_progress or (lambda _line: None),
+    ).run()
+
+
+class _InjectedOutage:
+    """Instances over the configured backends, whose ``target`` goes down together."""
+
+    def __init__(self, settings: Settings, *, target: str, outage: OutageKind) -> None:
+        self.settings = settings
+        self.target = target
+        self.outage: OutageKind = outage
+        self._wrappers: list[FaultyBackend] = []
+
+    def connect(self, journal: str) -> Storage:
+        backends = _faulty_backends(self.settings)
+        self._wrappers += [b for b in backends if b.name == self.target]
+        try:
+            return Storage(backends, settings=self.settings.with_options(journal=journal), hooks=[])
+        except BaseException:
+            for backend in backends:
+                backend.close()
+            raise
+
+    def take_down(self) -> None:
+        for wrapper in self._wrappers:
+            _fail(wrapper, self.outage, timeout_seconds=self.settings.timeout_seconds)
+
+    def bring_back(self) -> None:
+        for wrapper in self._wrappers:
+            wrapper.heal()
+
+
+def _remove_journal(path: str) -> None:
+    """Delete a journal as a lost disk would: the database and its WAL files."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path + suffix)
+
+
+class _LostHostRun:
+    """One lost-host rehearsal (see :func:`rehearse_lost_host`)."""
+
+    def __init__(
+        self,
+        connect: Callable[[str], Storage],
+        *,
+        target: str,
+        take_down: Callable[[], None],
+        bring_back: Callable[[], None],
+        scratch: str,
+        journal_dir: str,
+        objects: int,
+        outage: str,
+        clean_up: bool,
+        say: Callable[[str], None],
+    ) -> None:
+        self.connect = connect
+        self.target = target
+        self.take_down = take_down
+        self.bring_back = bring_back
+        self.scratch = scratch
+        self.journal_dir = journal_dir
+        self.objects = objects
+        self.outage = outage
+        self.clean_up = clean_up
+        self.say = say
+        self.rng = random.Random(scratch)  # noqa: S311 - test data, not secrets
+        self.written: dict[str, bytes] = {}
+        self.deleted: list[str] = []
+        self.problems: list[str] = []
+        self.result: dict[str, Any] = {}
+
+    def _problem(self, line: str) -> None:
+        if len(self.problems) < _MAX_PROBLEMS:
+            self.problems.append(line)
+
+    def _data(self) -> bytes:
+        return self.rng.randbytes(self.rng.randint(64, 4096))
+
+    def run(self) -> FleetDrill:
+        started = time.monotonic()
+        run = secrets.token_hex(3)
+        journals = [
+            os.path.join(self.journal_dir, f"fleet-{run}-host-{host}.sqlite") for host in "ab"
+        ]
+        survivor = self.connect(journals[1])
+        try:
             try:
-                for stored in list(backend.list(self.scratch)):
-                    backend.delete(stored.key)
-                left = next(iter(backend.list(self.scratch)), None)
-            except (FailoverError, OSError) as exc:
-                self._problem(f"{name}: could not delete scratch objects: {exc}")
-                cleaned = False
+                self._rehearse(survivor, journals[0])
+            finally:
+                self.bring_back()
+                if self.clean_up:
+                    self.result["cleaned"] = self._clean_up(survivor.backends)
+        finally:
+            survivor.close()
+            for journal in journals:
+                _remove_journal(journal)
+        return FleetDrill(
+            backend=self.target,
+            outage=self.outage,
+            scratch=self.scratch,
+            writes=len(self.written),
+            deletes=len(self.deleted),
+            duration_seconds=time.monotonic() - started,
+            problems=tuple(self.problems),
+            **self.result,
+        )
+
+    def _rehearse(self, survivor: Storage, lost_journal: str) -> None:
+        lost = self.connect(lost_journal)
+        try:
+            existing = self._seed(survivor)
+            if existing is None:
+                return
+            self.say(f"{self.target}: down ({self.outage}); host A writes and deletes")
+            self.take_down()
+            self._write_and_delete(lost, existing)
+            # Everything host A sent has ended (and its hints are written) before the
+            # host is lost, as with a host that dies after its requests completed.
+            if not lost.flush(timeout_seconds=lost.settings.deadline_seconds + 1.0):
+                self._problem("host A still had replica writes in flight when it was lost")
+        finally:
+            lost.close()
+            _remove_journal(lost_journal)
+        self.say(f"host A lost with its journal; {self.target} comes back")
+        self.bring_back()
+        backends = survivor.backends
+        self._observe(backends)
+        self.say(f"host B (its journal knows nothing of host A's work) repairs {self.target}")
+        settings = survivor.settings
+        settle_seconds = settings.breaker_reset_seconds + settings.deadline_seconds
+        try:
+            repaired, pending = settle_repairs(survivor, timeout_seconds=settle_seconds)
+        except FailoverError as exc:
+            self._problem(f"host B's repair failed: {exc}")
+        else:
+            self.result.update(repaired=repaired, pending=pending)
+            if pending:
+                self._problem(f"{pending} repair(s) still pending after {settle_seconds:g} s")
+        self._verify(backends)
+
+    def _seed(self, survivor: Storage) -> dict[str, bytes] | None:
+        self.say(f"host B writes {self.objects} objects under {self.scratch}")
+        existing: dict[str, bytes] = {}
+        for i in range(self.objects):
+            key, data = f"{self.scratch}old-{i:04d}", self._data()
+            try:
+                survivor.put(key, data)
+            except FailoverError as exc:
+                self._problem(f"host B's write {key} before the outage failed: {exc}")
+                return None
+            existing[key] = data
+        survivor.flush()
+        problems = check_replicas(survivor.backends, existing)
+        for line in problems:
+            self._problem(f"before the outage, {line}")
+        return None if problems else existing
+
+    def _write_and_delete(self, lost: Storage, existing: Mapping[str, bytes]) -> None:
+        errors = 0
+        actions: list[tuple[str, bytes | None]] = [
+            (f"{self.scratch}new-{i:04d}", self._data()) for i in range(self.objects)
+        ]
+        # Half of host B's keys are overwritten (the replica holds an older version),
+        # the others deleted (it holds a copy the delete must remove).
+        actions += [
+            (key, self._data() if i % 2 else None) for i, key in enumerate(sorted(existing))
+        ]
+        for key, data in actions:
+            try:
+                if data is None:
+                    lost.delete(key)
+                else:
+                    lost.put(key, data)
+            except FailoverError as exc:
+                errors += 1
+                verb = "delete" if data is None else "write"
+                self._problem(f"host A's {verb} {key} failed during the outage: {exc}")
                 continue
-            if left is not None:
-                self._problem(f"{name}: scratch object {left.key} left behind")
-                cleaned = False
-        return cleaned
+            if data is None:
+                self.deleted.append(key)
+            else:
+                self.written[key] = data
+        self.result["errors"] = errors
+
+    def _observe(self, backends: Mapping[str, Backend]) -> None:
+        """Count what the target missed, and the hints kept for it, before any repair."""
+        target = {self.target: backends[self.target]}
+        missed = len(check_replicas(target, self.written, limit=len(self.written)))
+        missed += len(check_deleted(target, self.deleted, limit=len(self.deleted)))
+        self.result["missed"] = missed
+        hints = self._hints(backends, when="before the repair")
+        if hints is not None:
+            self.result["hints"] = len(hints)
+        self.say(
+            f"{self.target} missed {missed} of host A's "
+            f"{len(self.written) + len(self.deleted)} actions; "
+            f"{len(hints or ())} hint(s) on the other replicas"
+        )
+
+    def _verify(self, backends: Mapping[str, Backend]) -> None:
+        self.say("checking every replica directly")
+        write_problems = check_replicas(backends, self.written)
+        delete_problems = check_deleted(backends, self.deleted)
+        for line in write_problems + delete_problems:
+            self._problem(f"after host B's repair, {line}")
+        self.result.update(writes_repaired=not write_problems, deletes_repaired=not delete_problems)
+        left = self._hints(backends, when="after the repair")
+        if left is not None:
+            self.result["hints_left"] = len(left)
+            if left:
+                self._problem(f"{len(left)} hint(s) for {self.scratch} left after the repair")
+
+    def _hints(self, backends: Mapping[str, Backend], *, when: str) -> list[Hint] | None:
+        """Every hint for a scratch key on every replica; None if one could not be read."""
+        try:
+            return _scratch_hints(backends, self.scratch)
+        except (FailoverError, OSError) as exc:
+            self._problem(f"hints unreadable {when}: {exc}")
+            return None
+
+    def _clean_up(self, backends: Mapping[str, Backend]) -> bool:
+        self.say(f"deleting the objects, markers and hints under {self.scratch}")
+        return _remove_scratch(backends, self.scratch, self._problem)
 
 
 def _describe_differences(report: ReconcileReport) -> str:

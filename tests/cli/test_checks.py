@@ -10,6 +10,7 @@ import pytest
 
 from failover.backends import from_url
 from failover.doctor import PROBE_PREFIX
+from failover.replication.hints import HINT_PREFIX
 
 from .conftest import Invoke
 
@@ -106,12 +107,12 @@ def test_doctor_without_probes_skips_the_network(failover_cli: Invoke) -> None:
 # -- drill --------------------------------------------------------------------------------
 
 
-def _scratch_left(urls: list[str]) -> list[str]:
+def _scratch_left(urls: list[str], prefix: str = "failover-drill/") -> list[str]:
     left = []
     for url in urls:
         backend = from_url(url)
         try:
-            left += [o.key for o in backend.list("failover-drill/")]
+            left += [o.key for o in backend.list(prefix)]
         finally:
             backend.close()
     return left
@@ -128,6 +129,9 @@ def test_drill_takes_each_emulated_cloud_down_and_passes(
         assert f"{name}: down; reading and writing through the others" in result.stdout
     assert "drill passed" in result.stdout
     assert _scratch_left(cloud_urls) == []
+    # Nor a hint for them (a repair pass can complete a journal row without reading
+    # its hints; the clean-up removes those too).
+    assert _scratch_left(cloud_urls, HINT_PREFIX) == []
 
 
 def test_drill_one_hanging_backend_as_json(failover_cli: Invoke, cloud_urls: list[str]) -> None:
@@ -149,6 +153,7 @@ def test_drill_one_hanging_backend_as_json(failover_cli: Invoke, cloud_urls: lis
     assert outcome["intact"]
     assert outcome["cleaned"]
     assert _scratch_left(cloud_urls) == []
+    assert _scratch_left(cloud_urls, HINT_PREFIX) == []
 
 
 @pytest.mark.parametrize("policy", ["all", "quorum"])
@@ -165,6 +170,59 @@ def test_drill_fails_when_writes_cannot_survive_a_loss(
     assert "write failover-drill/" in result.stdout
     assert "failed during the outage" in result.stdout
     assert "drill failed" in result.stdout
+
+
+def test_drill_fleet_against_the_emulators(failover_cli: Invoke, cloud_urls: list[str]) -> None:
+    env = {**BRISK, "FAILOVER_BACKENDS": ",".join(cloud_urls)}
+    args = ("--fleet", "--backend", "gcp", "--objects", "4", "--outage", "error", "--json")
+    result = failover_cli("drill", *args, env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] is True
+    [lost] = report["fleet"]
+    assert lost["backend"] == "gcp"
+    assert lost["scratch"] == report["prefix"] + "gcp/fleet/"
+    # Host A wrote 4 new objects, overwrote 2 of host B's 4 and deleted the other 2;
+    # gcp missed all 8, and aws and azure each kept a hint per action.
+    assert (lost["writes"], lost["deletes"], lost["errors"]) == (6, 2, 0)
+    assert (lost["missed"], lost["hints"]) == (8, 16)
+    assert (lost["repaired"], lost["pending"]) == (8, 0)  # by host B, its journal empty
+    assert lost["writes_repaired"] is True  # read back on every replica
+    assert lost["deletes_repaired"] is True
+    assert lost["hints_left"] == 0
+    assert lost["cleaned"] is True
+    assert lost["problems"] == []
+    assert lost["passed"] is True
+    # Its objects, delete markers and hints are gone (the buckets are the test's own).
+    assert _scratch_left(cloud_urls) == []
+    assert _scratch_left(cloud_urls, HINT_PREFIX) == []
+
+
+def test_drill_fleet_table(failover_cli: Invoke, memory_urls: list[str]) -> None:
+    env = {**BRISK, "FAILOVER_BACKENDS": ",".join(memory_urls)}
+    result = failover_cli("drill", "--fleet", "--objects", "2", "--outage", "error", env=env)
+    assert result.exit_code == 0, result.output
+    assert "failover drill --fleet: a host lost with its journal" in result.stdout
+    assert result.stdout.count("PASS") == 6  # three outages, three lost hosts
+    for name in ("aws", "azure", "gcp"):
+        assert f"host A lost with its journal; {name} comes back" in result.stdout
+        assert f"{name} missed 4 of host A's 4 actions; 8 hint(s)" in result.stdout
+    assert "a host lost with its journal was covered by another instance" in result.stdout
+    assert _scratch_left(memory_urls, "") == []
+
+
+def test_drill_fleet_fails_when_writes_cannot_survive_a_loss(
+    failover_cli: Invoke, memory_urls: list[str]
+) -> None:
+    env = {**BRISK, "FAILOVER_BACKENDS": ",".join(memory_urls), "FAILOVER_WRITE_POLICY": "all"}
+    result = failover_cli(
+        "drill", "--fleet", "--objects", "2", "--outage", "error", "--backend", "aws", env=env
+    )
+    assert result.exit_code == 1
+    assert "aws (fleet): host A's write failover-drill/" in result.stdout
+    assert "drill failed" in result.stdout
+    assert _scratch_left(memory_urls, "") == []
+    assert _scratch_left(memory_urls, HINT_PREFIX) == []
 
 
 def test_drill_rejects_an_unknown_backend(failover_cli: Invoke, memory_urls: list[str]) -> None:

@@ -18,6 +18,16 @@ from .conftest import Invoke, run_module
 EMULATORS = ("moto_server", "azurite_server", "fake_gcs_server")
 
 
+FLEET_ROWS = (
+    "fleet: writes and deletes by host A while {down} was down",
+    "fleet: what {down} missed when host A was lost (as hints)",
+    "fleet: repairs by host B (empty journal)",
+    "fleet: writes by the lost host repaired by the other instance",
+    "fleet: deletes by the lost host repaired",
+    "fleet: hints left",
+)
+
+
 def _row(output: str, check: str) -> str:
     """The summary row for ``check``: its result and verdict, spaces collapsed."""
     for line in output.splitlines():
@@ -44,8 +54,25 @@ def test_demo_with_the_real_emulators_keeps_every_invariant(tmp_path: Path) -> N
     assert re.fullmatch(r"\d+\.\d\d s PASS", _row(output, "time until aws's breaker opened"))
     assert re.fullmatch(r"[1-9]\d* \(0 pending\) PASS", _row(output, "repairs made"))
     assert _row(output, "replicas identical") == "yes PASS"
+    _assert_fleet_act(output, down="aws")
     assert "every invariant held" in output
     assert list(tmp_path.iterdir()) == []  # its temporary directory is gone
+
+
+def _assert_fleet_act(output: str, *, down: str) -> None:
+    """The fleet act's rows: host A's 12 actions, missed by ``down``, repaired by host B."""
+    assert "fleet: host A lost with its journal; " + down + " comes back" in output
+    rows = [_row(output, check.format(down=down)) for check in FLEET_ROWS]
+    # Host A wrote 6 new objects, overwrote 3 of host B's 6 and deleted the other 3:
+    # ``down`` missed all 12 and the two other clouds each kept a hint per action.
+    assert rows == [
+        "9 + 3 acknowledged PASS",
+        "12 / 12 actions, 24 hints PASS",
+        "12 (0 pending) PASS",
+        "9 / 9 on every replica PASS",
+        "3 / 3 on every replica PASS",
+        "0 PASS",
+    ]
 
 
 def test_demo_with_directories(failover_cli: Invoke) -> None:
@@ -67,6 +94,7 @@ def test_demo_with_directories(failover_cli: Invoke) -> None:
     assert _row(output, "application-visible errors") == "0 PASS"
     assert _row(output, "replicas identical") == "yes PASS"
     assert _row(output, "acknowledged writes on every replica").endswith("PASS")
+    _assert_fleet_act(output, down="gcp")
     assert "every invariant held" in output
 
 

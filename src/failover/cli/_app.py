@@ -93,7 +93,10 @@ def demo(
 
     Writes objects with the quorum policy, takes one cloud down while an application
     keeps reading and writing (live view), brings it back, repairs, checks every
-    replica, and prints a summary. Exits 0 only if every invariant held.
+    replica. Then the fleet act: while the cloud is down again one instance writes and
+    deletes and its host is lost with its journal; another instance repairs that work
+    from the hints the other clouds kept. Prints a summary; exits 0 only if every
+    invariant held.
     """
     console = stdout()
     with handle_errors(), terminate_on_sigterm():

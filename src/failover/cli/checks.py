@@ -26,7 +26,7 @@ from failover.config import ENV_PREFIX
 from failover.doctor import DoctorReport, audit_env
 from failover.drill import DEFAULT_PREFIX, DrillReport, OutageKind, run_drill
 
-__all__ = ["doctor", "doctor_table", "drill", "drill_table"]
+__all__ = ["doctor", "doctor_table", "drill", "drill_table", "fleet_table"]
 
 _SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -130,6 +130,14 @@ def drill(
     prefix: Annotated[
         str, typer.Option(help="Scratch prefix; each run writes under <prefix><run id>/.")
     ] = DEFAULT_PREFIX,
+    fleet: Annotated[
+        bool,
+        typer.Option(
+            "--fleet",
+            help="Also rehearse losing a host with its journal during each outage: "
+            "another instance must complete its writes and deletes from the hints.",
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Rehearse losing each configured backend, in a scratch prefix.
@@ -137,8 +145,10 @@ def drill(
     For each backend in turn: write scratch objects, take the backend down on the client
     side (nothing outside this process is touched), keep reading and writing, bring it
     back, repair, check that every replica holds every acknowledged write, and delete
-    the scratch objects. Exits 1 if a read or write failed or any data would have been
-    lost.
+    the scratch objects. With --fleet, then: two instances with their own journals;
+    while the backend is down one writes and deletes, then is lost with its journal;
+    the other's repair must complete that work from the hints the replicas keep.
+    Exits 1 if a read or write failed or any data would have been lost.
     """
     if outage not in ("hang", "error"):
         stderr().print("[bold red]error:[/] --outage must be 'hang' or 'error'")
@@ -160,20 +170,36 @@ def drill(
             f"{settings.breaker_reset_seconds:g} s ({ENV_PREFIX}BREAKER_RESET_SECONDS)"
         )
         report = run_drill(
-            settings, targets=backend, objects=objects, outage=kind, prefix=prefix, on_progress=say
+            settings,
+            targets=backend,
+            objects=objects,
+            outage=kind,
+            prefix=prefix,
+            fleet=fleet,
+            on_progress=say,
         )
     if json_output:
         print_json(report.to_dict())
     else:
         console = stdout()
         console.print(drill_table(report))
+        if report.fleet:
+            console.print(fleet_table(report))
         for result in report.results:
             for line in result.problems:
                 console.print(f"[red]✗[/] {escape(result.backend)}: {escape(line)}")
+        for lost in report.fleet:
+            for line in lost.problems:
+                console.print(f"[red]✗[/] {escape(lost.backend)} (fleet): {escape(line)}")
         if report.passed:
             console.print(
                 "[bold green]drill passed[/]: every backend was lost once; no read or write "
                 "failed and every replica converged"
+                + (
+                    "; a host lost with its journal was covered by another instance"
+                    if report.fleet
+                    else ""
+                )
             )
         else:
             console.print("[bold red]drill failed[/]: see the problems above")
@@ -227,5 +253,65 @@ def drill_table(report: DrillReport) -> Table:
             replicas,
             Text("removed", "green") if result.cleaned else Text("left", "bold red"),
             Text("PASS", "bold green") if result.passed else Text("FAIL", "bold red"),
+        )
+    return table
+
+
+def _verdict(ok: bool, good: str, bad: str) -> Text:
+    return Text(good, "green") if ok else Text(bad, "bold red")
+
+
+def fleet_table(report: DrillReport) -> Table:
+    """The lost-host rehearsals (``drill --fleet``) as a rich table, one row per backend.
+
+    ``host A`` counts the writes and deletes the lost host had acknowledged while the
+    backend was down; ``missed`` how many of them the backend lacked when it came back,
+    and ``hints`` the hints the other replicas kept for them; ``repairs`` what the other
+    instance's repair (its journal empty) completed; ``writes`` and ``deletes`` whether
+    every replica held them afterwards; ``hints left`` the hints still there; ``scratch``
+    whether the rehearsal's objects, markers and hints were removed.
+    """
+    table = Table(
+        title="failover drill --fleet: a host lost with its journal during the outage",
+        title_justify="left",
+        expand=False,
+        box=box.SIMPLE_HEAD,
+    )
+    for column, justify in (
+        ("down", "left"),
+        ("host A", "right"),
+        ("missed", "right"),
+        ("hints", "right"),
+        ("repairs", "right"),
+        ("writes", "left"),
+        ("deletes", "left"),
+        ("hints left", "right"),
+        ("scratch", "left"),
+        ("result", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for lost in report.fleet:
+        acknowledged = lost.writes + lost.deletes
+        table.add_row(
+            Text.assemble((lost.backend, "bold"), "\n", (lost.outage, "dim")),
+            Text.assemble(
+                _count(acknowledged + lost.errors, lost.errors),
+                "\n",
+                (f"{lost.writes} put, {lost.deletes} del", "dim"),
+            ),
+            f"{lost.missed}/{acknowledged}",
+            str(lost.hints),
+            Text(
+                f"{lost.repaired}" + (f" ({lost.pending} pending)" if lost.pending else ""),
+                "bold red" if lost.pending else "",
+            ),
+            _verdict(lost.writes_repaired, "repaired", "missing"),
+            _verdict(lost.deletes_repaired, "repaired", "live copy"),
+            Text(
+                "?" if lost.hints_left is None else str(lost.hints_left),
+                "green" if lost.hints_left == 0 else "bold red",
+            ),
+            _verdict(lost.cleaned is not False, "removed", "left"),
+            Text("PASS", "bold green") if lost.passed else Text("FAIL", "bold red"),
         )
     return table

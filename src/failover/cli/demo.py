@@ -10,7 +10,12 @@ Storage) when they are installed, otherwise three local directories. Then it:
 3. takes one cloud down: a TCP blackhole in front of its emulator (requests vanish,
    nothing answers), or, with directories, calls that hang until they time out;
 4. brings it back, waits for its breaker to close, repairs, and checks that every
-   replica holds every acknowledged write, byte for byte.
+   replica holds every acknowledged write, byte for byte;
+5. the fleet act: two more instances, host A and host B, each with its own journal.
+   While the same cloud is down again, host A writes and deletes a few objects, then
+   its host is lost (closed, journal deleted). The cloud comes back and host B, whose
+   journal knows nothing of that work, repairs it from the hints the other clouds
+   kept; each cloud is then read directly, and no hint may be left.
 
 It ends with a summary table and exits 0 only if every invariant held. Everything it
 started (emulators, proxies, temporary directories, environment variables) is stopped
@@ -45,8 +50,16 @@ from rich.text import Text
 from failover._storage import Storage
 from failover.backends import Backend, from_url
 from failover.config import Settings
-from failover.drill import BreakerTimeline, MeteredBackend, check_replicas, settle_repairs
+from failover.drill import (
+    BreakerTimeline,
+    FleetDrill,
+    MeteredBackend,
+    check_replicas,
+    rehearse_lost_host,
+    settle_repairs,
+)
 from failover.errors import ConfigError, FailoverError
+from failover.replication.hints import HINT_PREFIX
 from failover.testing import FaultProxy, FaultyBackend
 from failover.testing.emulators import (
     EmulatorError,
@@ -78,6 +91,8 @@ _EMULATOR_NAME = {"aws": "moto", "azure": "azurite", "gcp": "fake-gcs-server"}
 _SDK_MODULES = ("boto3", "azure.storage.blob", "google.cloud.storage")
 _BUCKET = "failover-demo"
 _PREFIX = "demo/"
+#: Objects host B writes, and host A writes anew, in the fleet act.
+_FLEET_OBJECTS = 6
 _STATE_STYLE = {"closed": "green", "half-open": "yellow", "open": "bold red"}
 
 
@@ -142,7 +157,8 @@ class DemoClouds:
         self.urls: list[str] = []
         self._emulators: list[EmulatorProcess] = []
         self._proxy: FaultProxy | None = None
-        self._faulty: FaultyBackend | None = None
+        # Directories: every client of the downed cloud has a fault injector.
+        self._faulty: list[FaultyBackend] = []
         self._saved_env: dict[str, str | None] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -184,8 +200,8 @@ class DemoClouds:
 
     def close(self) -> None:
         """Stop what was started and remove the work directory. Idempotent."""
-        if self._faulty is not None:
-            self._faulty.heal()
+        for faulty in self._faulty:
+            faulty.heal()
         self._stop_emulators()
         for name, value in self._saved_env.items():
             if value is None:
@@ -219,18 +235,40 @@ class DemoClouds:
         return "every call hangs until the client's timeout"
 
     def take_down(self) -> None:
-        """Take the cloud named ``down`` off the network (blackhole) or make it hang."""
+        """Take the cloud named ``down`` off the network (blackhole) or make it hang.
+
+        With directories, this reaches every client built so far (:attr:`backends` and
+        those of :meth:`connect`).
+        """
         if self._proxy is not None:
             self._proxy.blackhole()
-        elif self._faulty is not None:
-            self._faulty.set(hang=True, hang_seconds=self.timeout_seconds)
+        for faulty in self._faulty:
+            faulty.set(hang=True, hang_seconds=self.timeout_seconds)
 
     def bring_back(self) -> None:
-        """Undo :meth:`take_down`."""
+        """Undo :meth:`take_down`. Harmless when the cloud is up."""
         if self._proxy is not None:
             self._proxy.pass_through()
-        elif self._faulty is not None:
-            self._faulty.heal()
+        for faulty in self._faulty:
+            faulty.heal()
+
+    def connect(self) -> list[Backend]:
+        """New clients of the three clouds, as another host would have (caller closes).
+
+        :meth:`take_down` reaches them as it reaches :attr:`backends`.
+        """
+        built: list[Backend] = []
+        try:
+            for name, url in zip(CLOUDS, self.urls, strict=True):
+                backend = from_url(url, timeout_seconds=self.timeout_seconds)
+                if name == self.down and self._proxy is None:
+                    backend = self._wrap_downed(backend)
+                built.append(backend)
+        except BaseException:
+            for backend in built:
+                backend.close()
+            raise
+        return built
 
     # -- internals -------------------------------------------------------------------
 
@@ -290,9 +328,13 @@ class DemoClouds:
             self.urls.append(f"file://{root}?name={name}")
             backend: Backend = from_url(self.urls[-1])
             if name == self.down:
-                self._faulty = FaultyBackend(backend)
-                backend = self._faulty
+                backend = self._wrap_downed(backend)
             self.backends.append(MeteredBackend(backend))
+
+    def _wrap_downed(self, backend: Backend) -> FaultyBackend:
+        faulty = FaultyBackend(backend)
+        self._faulty.append(faulty)
+        return faulty
 
     def _set_env(self, env: dict[str, str]) -> None:
         for name, value in env.items():
@@ -537,7 +579,11 @@ class _Run:
         with Storage(self.clouds.backends, settings=self.settings, hooks=[self.timeline]) as store:
             self._seed(store)
             outage = self._outage(store)
-            return self._finish(store, outage)
+            rows = self._finish(store, outage)
+        rows += self._fleet()
+        return DemoResult(
+            rows=rows, seconds=time.monotonic() - self.began, emulators=self.clouds.using_emulators
+        )
 
     def _seed(self, store: Storage) -> None:
         rng = random.Random(0)  # noqa: S311 - demo data, not secrets
@@ -616,7 +662,7 @@ class _Run:
                 self.console.line()  # Live prints its last frame without a newline
         return measured
 
-    def _finish(self, store: Storage, measured: dict[str, float | None]) -> DemoResult:
+    def _finish(self, store: Storage, measured: dict[str, float | None]) -> tuple[SummaryRow, ...]:
         victim = self.options.down
         say = self.console.print
         with self.console.status("repairing the writes it missed…"):
@@ -640,7 +686,7 @@ class _Run:
         with self.stats.lock:
             errors, last_error = self.stats.errors, self.stats.last_error
             calls = self.stats.reads + self.stats.writes
-        rows = (
+        return (
             SummaryRow("clouds", "emulators" if self.clouds.using_emulators else "directories"),
             SummaryRow("objects written before the outage", str(self.options.objects)),
             SummaryRow("application calls (reads and writes)", str(calls)),
@@ -671,9 +717,102 @@ class _Run:
                 not problems,
             ),
         )
-        return DemoResult(
-            rows=rows, seconds=time.monotonic() - self.began, emulators=self.clouds.using_emulators
+
+    def _fleet(self) -> tuple[SummaryRow, ...]:
+        """The fleet act: a host lost with its journal, its work repaired by another."""
+        victim = self.options.down
+        say = self.console.print
+        say(
+            f"[bold]fleet act[/]: hosts A and B, each with its own journal; {victim} goes "
+            "down again while host A writes and deletes, then host A is lost"
         )
+
+        def connect(journal: str) -> Storage:
+            backends = self.clouds.connect()
+            try:
+                return Storage(
+                    backends, settings=self.settings.with_options(journal=journal), hooks=[]
+                )
+            except BaseException:
+                for backend in backends:
+                    backend.close()
+                raise
+
+        lost = rehearse_lost_host(
+            connect,
+            target=victim,
+            take_down=self.clouds.take_down,
+            bring_back=self.clouds.bring_back,
+            scratch=f"{_PREFIX}fleet/",
+            journal_dir=self.clouds.workdir,
+            objects=_FLEET_OBJECTS,
+            outage="blackhole" if self.clouds.using_emulators else "hang",
+            clean_up=False,  # the clouds go away with the demo; the summary reads them
+            on_progress=lambda line: say(f"  [dim]fleet:[/] {escape(line)}"),
+        )
+        hints_left, where = self._hints_left()
+        for line in lost.problems:
+            say(f"[red]✗[/] fleet: {escape(line)}")
+        return _fleet_rows(lost, victim=victim, hints_left=hints_left, where=where)
+
+    def _hints_left(self) -> tuple[int | None, str]:
+        """Every object under the hint prefix, on every cloud (read directly)."""
+        backends = self.clouds.connect()
+        counts: dict[str, int] = {}
+        try:
+            for backend in backends:
+                counts[backend.name] = sum(1 for _ in backend.list(HINT_PREFIX))
+        except (FailoverError, OSError) as exc:
+            return None, f"unreadable: {type(exc).__name__}"
+        finally:
+            for backend in backends:
+                backend.close()
+        where = ", ".join(f"{n} on {name}" for name, n in counts.items() if n)
+        return sum(counts.values()), where
+
+
+def _fleet_rows(
+    lost: FleetDrill, *, victim: str, hints_left: int | None, where: str
+) -> tuple[SummaryRow, ...]:
+    """The summary rows of the fleet act."""
+    acted = lost.writes + lost.deletes
+    return (
+        SummaryRow(
+            f"fleet: writes and deletes by host A while {victim} was down",
+            f"{lost.writes} + {lost.deletes}"
+            + (f", {lost.errors} failed" if lost.errors else " acknowledged"),
+            lost.errors == 0 and acted > 0,
+        ),
+        SummaryRow(
+            f"fleet: what {victim} missed when host A was lost (as hints)",
+            f"{lost.missed} / {acted} actions, {lost.hints} hints",
+            acted > 0 and lost.missed == acted and lost.hints > 0,
+        ),
+        SummaryRow(
+            "fleet: repairs by host B (empty journal)",
+            f"{lost.repaired} ({lost.pending} pending)",
+            lost.repaired > 0 and lost.pending == 0,
+        ),
+        SummaryRow(
+            "fleet: writes by the lost host repaired by the other instance",
+            f"{lost.writes} / {lost.writes} on every replica"
+            if lost.writes_repaired
+            else "no: see above",
+            lost.writes_repaired and lost.writes > 0,
+        ),
+        SummaryRow(
+            "fleet: deletes by the lost host repaired",
+            f"{lost.deletes} / {lost.deletes} on every replica"
+            if lost.deletes_repaired
+            else "no: see above",
+            lost.deletes_repaired and lost.deletes > 0,
+        ),
+        SummaryRow(
+            "fleet: hints left",
+            "unknown" if hints_left is None else str(hints_left) + (f" ({where})" if where else ""),
+            hints_left == 0 and lost.hints_left == 0,
+        ),
+    )
 
 
 def _check_in_parallel(
