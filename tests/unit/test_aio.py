@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -217,3 +219,14 @@ def test_the_async_invoker_fails_over() -> None:
                 assert {r.target for r in results} == {list(invoker.sync.targets)[1]}
 
         asyncio.run(main())
+
+
+def test_importing_failover_does_no_event_loop_work() -> None:
+    code = (
+        "import sys, failover; "
+        "print(sorted(m for m in ('asyncio', 'failover.aio') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
