@@ -33,6 +33,7 @@ from failover.replication.repair import InFlight, Repairer, RepairWorker
 from failover.replication.version import HybridClock
 from failover.replication.writes import ReplicaWrites
 from failover.resilience import Clock
+from failover.telemetry import Telemetry, default_tracer
 from failover.types import BackendHealth, ObjectInfo, ReconcileReport, RepairReport
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class Storage:
         self._settings = settings
         self._backends: dict[str, Backend] = {b.name: b for b in backends}
         self._journal: RepairJournal | None = None
+        self._telemetry = Telemetry(tracer=default_tracer())
         self._dispatch = Dispatcher(
             names,
             settings=settings,
@@ -93,6 +95,7 @@ class Storage:
             rng=rng,
             workers_per_backend=_WORKERS_PER_BACKEND,
             pending_repairs=self._pending_repairs,
+            telemetry=self._telemetry,
         )
         self._clock = HybridClock(
             writer_id=writer_id, max_skew_ms=round(settings.max_clock_skew_seconds * 1000)
@@ -226,6 +229,11 @@ class Storage:
         )
 
     @property
+    def telemetry(self) -> Telemetry:
+        """What this Storage measured: ``telemetry.stats`` (see :mod:`failover.telemetry`)."""
+        return self._telemetry
+
+    @property
     def settings(self) -> Settings:
         """The settings in force."""
         return self._settings
@@ -308,7 +316,10 @@ class Storage:
         validate_key(key)
         user_metadata = validate_metadata(metadata)
         content_type = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
-        return self._writes.put(key, data, content_type=content_type, user_metadata=user_metadata)
+        with self._telemetry.operation("put", key):
+            return self._writes.put(
+                key, data, content_type=content_type, user_metadata=user_metadata
+            )
 
     def delete(self, key: str) -> None:
         """Delete an object from every replica, acknowledged per the write policy.
@@ -322,7 +333,8 @@ class Storage:
         """
         self._check_open()
         validate_key(key)
-        self._writes.delete(key)
+        with self._telemetry.operation("delete", key):
+            self._writes.delete(key)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -355,10 +367,11 @@ class Storage:
         byte_range = _check_range(byte_range)
         if consistency not in ("any", "latest"):
             raise ValueError(f"consistency must be 'any' or 'latest', not {consistency!r}")
-        exclude = self._reads.stale_replicas(key) if consistency == "latest" else {}
-        if self._encoded is not None:
-            return self._encoded.get(key, byte_range, exclude)
-        return self._reads.get(key, byte_range, exclude)
+        with self._telemetry.operation("get", key):
+            exclude = self._reads.stale_replicas(key) if consistency == "latest" else {}
+            if self._encoded is not None:
+                return self._encoded.get(key, byte_range, exclude)
+            return self._reads.get(key, byte_range, exclude)
 
     def open(self, key: str, *, byte_range: ByteRange | None = None) -> StorageReader:
         """Open an object for streaming reads (file-like: ``read(n)``, iteration, ``with``).
@@ -374,9 +387,10 @@ class Storage:
         self._check_open()
         validate_key(key)
         byte_range = _check_range(byte_range)
-        if self._encoded is not None:
-            return self._encoded.open(key, byte_range)
-        return self._reads.open(key, byte_range)
+        with self._telemetry.operation("open", key):
+            if self._encoded is not None:
+                return self._encoded.open(key, byte_range)
+            return self._reads.open(key, byte_range)
 
     def head(self, key: str) -> ObjectInfo:
         """Describe an object (size, checksum, version, content type, metadata).
@@ -390,7 +404,8 @@ class Storage:
         """
         self._check_open()
         validate_key(key)
-        return self._reads.head(key)
+        with self._telemetry.operation("head", key):
+            return self._reads.head(key)
 
     def exists(self, key: str) -> bool:
         """True if a replica has the key; False only when that is proven (see :meth:`head`).
@@ -453,7 +468,8 @@ class Storage:
         self._check_open()
         if self._repairer is None:
             return RepairReport()
-        return self._repairer.run_once()
+        with self._telemetry.operation("repair"):
+            return self._repairer.run_once()
 
     def reconcile(
         self,
@@ -492,7 +508,8 @@ class Storage:
             trusts=self._clock.trusts,
             marker_grace_seconds=self._settings.tombstone_grace_seconds,
         )
-        return reconciler.run(prefix, fix=fix, progress=progress)
+        with self._telemetry.operation("reconcile", prefix):
+            return reconciler.run(prefix, fix=fix, progress=progress)
 
 
 def _check_range(byte_range: ByteRange | None) -> ByteRange | None:

@@ -47,6 +47,7 @@ from failover.backends.base import Backend, ByteRange
 from failover.errors import FailoverError
 from failover.invoke.base import InvocationResult
 from failover.payload import PayloadSource
+from failover.telemetry import Telemetry
 from failover.types import BackendHealth, ObjectInfo, ReconcileReport, RepairReport
 
 __all__ = ["AsyncStorageReader", "Invoker", "Storage"]
@@ -215,6 +216,11 @@ class Storage:
     def backends(self) -> Mapping[str, Backend]:
         """The backends by name, in priority order."""
         return self._sync.backends
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """What the Storage underneath measured (see :mod:`failover.telemetry`)."""
+        return self._sync.telemetry
 
     def health(self) -> dict[str, BackendHealth]:
         """Health of every backend (no I/O: read from memory)."""

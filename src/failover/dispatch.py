@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
+import itertools
 import random
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -64,6 +65,7 @@ from failover.resilience import (
     SystemClock,
     call_with_retries,
 )
+from failover.telemetry import Telemetry
 from failover.types import BackendHealth, BreakerState
 
 __all__ = ["Dispatcher"]
@@ -101,8 +103,11 @@ class Dispatcher:
         rng: random.Random | None = None,
         workers_per_backend: int = 16,
         pending_repairs: Callable[[str], int] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._names = tuple(names)
+        #: Counts (and, with a tracer, traces) every backend attempt.
+        self.telemetry = telemetry or Telemetry()
         self._settings = settings
         self._hooks: tuple[EventHook, ...] = tuple(hooks) if hooks is not None else (LoggingHook(),)
         self._clock: Clock = clock or SystemClock()
@@ -194,13 +199,15 @@ class Dispatcher:
         *,
         ignore_breaker: bool = False,
         retry: bool = True,
+        hedged: bool = False,
     ) -> cf.Future[T]:
         """Start ``fn`` on ``name``'s workers; return its future.
 
         ``retry=False`` does not retry a *timeout* on this backend: the caller has
         another backend to fail over to, and a second timeout on a backend that just
         used up one would only double the wait. Other transient errors (refused
-        connections, 5xx, throttling) fail fast and are retried as usual.
+        connections, 5xx, throttling) fail fast and are retried as usual. ``hedged``
+        marks a hedged attempt (for telemetry).
         """
         return self._executors[name].submit(
             self._run,
@@ -211,6 +218,8 @@ class Dispatcher:
             deadline=deadline,
             ignore_breaker=ignore_breaker,
             retry=retry,
+            parent=self.telemetry.capture(),
+            hedged=hedged,
         )
 
     def call(
@@ -251,7 +260,11 @@ class Dispatcher:
         deadline: Deadline,
         ignore_breaker: bool,
         retry: bool = True,
+        parent: object = None,
+        hedged: bool = False,
     ) -> T:
+        attempts = itertools.count(1)
+
         def attempt() -> T:
             if self._stopped.is_set():  # closed while queued or between retries
                 raise BackendSkipped(f"[{name}] not tried: the store was closed")
@@ -260,14 +273,17 @@ class Dispatcher:
                     f"[{name}] not tried: circuit breaker open "
                     f"(next trial in {self.breakers.retry_after(name):.1f} s)"
                 )
-            started = self._clock.monotonic()
-            try:
-                result = fn()
-            except BaseException as exc:
-                self._record(name, exc, self._clock.monotonic() - started)
-                raise
-            self._record(name, None, self._clock.monotonic() - started)
-            return result
+            with self.telemetry.attempt(
+                name, operation, key, next(attempts), parent=parent, hedged=hedged
+            ):
+                started = self._clock.monotonic()
+                try:
+                    result = fn()
+                except BaseException as exc:
+                    self._record(name, exc, self._clock.monotonic() - started)
+                    raise
+                self._record(name, None, self._clock.monotonic() - started)
+                return result
 
         def on_retry(attempt_number: int, exc: BaseException, delay: float) -> None:
             self.emit(RetryScheduled(name, operation, key, attempt_number, delay, _describe(exc)))
@@ -647,6 +663,7 @@ class _Race(Generic[T]):
             # instead of costing a second timeout on the same sick backend; only the
             # last one left retries a timeout in place.
             retry=last,
+            hedged=hedging,
         )
         self.started[future] = self.d.clock.monotonic()
         pending[future] = name

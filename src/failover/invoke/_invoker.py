@@ -24,6 +24,7 @@ from failover.invoke.base import (
 from failover.invoke.config import FunctionErrorPolicy, InvokerSettings
 from failover.invoke.errors import FunctionError, RequestRejected
 from failover.resilience import Clock
+from failover.telemetry import Telemetry, default_tracer
 from failover.types import BackendHealth
 
 __all__ = ["Invoker"]
@@ -81,6 +82,7 @@ class Invoker:
             settings = settings.with_options(**options)
         self._settings = settings
         self._targets: dict[str, InvocationTarget] = {t.name: t for t in targets}
+        self._telemetry = Telemetry(tracer=default_tracer())
         self._dispatch = Dispatcher(
             names,
             settings=settings.resilience,
@@ -88,6 +90,7 @@ class Invoker:
             clock=clock,
             rng=rng,
             workers_per_backend=_WORKERS_PER_TARGET,
+            telemetry=self._telemetry,
         )
         self._closed = False
         self._lock = threading.Lock()
@@ -180,6 +183,11 @@ class Invoker:
         return self._settings
 
     @property
+    def telemetry(self) -> Telemetry:
+        """What this Invoker measured: ``telemetry.stats`` (see :mod:`failover.telemetry`)."""
+        return self._telemetry
+
+    @property
     def targets(self) -> Mapping[str, InvocationTarget]:
         """The targets by name, in priority order."""
         return dict(self._targets)
@@ -270,16 +278,17 @@ class Invoker:
                     exc.transient = False  # neither retried nor charged to the breaker
                 raise
 
-        name, response = self._dispatch.first(
-            "invoke",
-            key,
-            call,
-            is_final=lambda exc: (
-                isinstance(exc, RequestRejected)
-                or (isinstance(exc, FunctionError) and not exc.transient)
-            ),
-            deadline=deadline,
-        )
+        with self._telemetry.operation("invoke", key):
+            name, response = self._dispatch.first(
+                "invoke",
+                key,
+                call,
+                is_final=lambda exc: (
+                    isinstance(exc, RequestRejected)
+                    or (isinstance(exc, FunctionError) and not exc.transient)
+                ),
+                deadline=deadline,
+            )
         return InvocationResult(
             target=name,
             status=response.status,

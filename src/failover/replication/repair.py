@@ -267,6 +267,7 @@ class Repairer:
                 assert isinstance(hints, list)
                 for hint in hints:
                     found.setdefault((target, hint.key), []).append(hint)
+        self._report_hints(found)
         work = []
         for (target, key), hints in found.items():
             newest = max(hints, key=lambda h: h.version)
@@ -275,6 +276,19 @@ class Repairer:
             work.append((action, hints))
         random.shuffle(work)  # instances spread over the hints instead of racing
         return work
+
+    def _report_hints(self, found: Mapping[tuple[str, str], list[Hint]]) -> None:
+        """Tell the telemetry how many hints each replica has waiting, and the oldest."""
+        now = time.time()
+        for target in self._identities:
+            ages = [
+                now - hint.stored.last_modified.timestamp()
+                for (name, _key), hints in found.items()
+                if name == target
+                for hint in hints
+            ]
+            count = sum(1 for name, _key in found if name == target)
+            self._dispatch.telemetry.stats.record_hints(target, count, max(ages, default=0.0))
 
     def _remove_hints(self, hints: list[Hint]) -> None:
         for hint in hints:
