@@ -40,7 +40,7 @@ import itertools
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 import failover
 from failover.backends.base import Backend, ByteRange
@@ -53,6 +53,7 @@ from failover.types import BackendHealth, ObjectInfo, ReconcileReport, RepairRep
 __all__ = ["AsyncStorageReader", "Invoker", "Storage"]
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 #: Coordinator threads per async object (calls beyond it queue). More threads do not add
 #: throughput (each backend has 16 workers) but do add GIL contention that the event
@@ -166,7 +167,71 @@ class AsyncStorageReader:
         await self.aclose()
 
 
-class Storage:
+class _AsyncFacade(Generic[S]):
+    """What the async Storage and Invoker share: building, the sync object, closing."""
+
+    _sync_type: ClassVar[Any]
+    _thread_prefix: ClassVar[str]
+
+    def __init__(self, sync: S, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        self._sync = sync
+        self._coordinators = _Coordinators(concurrency, self._thread_prefix)
+
+    @classmethod
+    def from_settings(cls, settings: Any, **options: Any) -> Self:
+        """Build like the sync class's ``from_settings`` (no I/O is done)."""
+        concurrency = options.pop("concurrency", DEFAULT_CONCURRENCY)
+        return cls(cls._sync_type.from_settings(settings, **options), concurrency=concurrency)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Self:
+        """Build from the ``FAILOVER_*`` variables, like the sync class's ``from_env``."""
+        concurrency = options.pop("concurrency", DEFAULT_CONCURRENCY)
+        return cls(cls._sync_type.from_env(environ, **options), concurrency=concurrency)
+
+    @classmethod
+    def from_urls(cls, urls: Iterable[str] | str, **options: Any) -> Self:
+        """Build from URLs and options, like the sync class's ``from_urls``."""
+        concurrency = options.pop("concurrency", DEFAULT_CONCURRENCY)
+        return cls(cls._sync_type.from_urls(urls, **options), concurrency=concurrency)
+
+    @property
+    def sync(self) -> S:
+        """The synchronous object underneath (same backends, journal and breakers)."""
+        return self._sync
+
+    def health(self) -> dict[str, BackendHealth]:
+        """Health of every backend or target (no I/O: read from memory)."""
+        health: dict[str, BackendHealth] = self._sync.health()  # type: ignore[attr-defined]
+        return health
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """What the object underneath measured (see :mod:`failover.telemetry`)."""
+        telemetry: Telemetry = self._sync.telemetry  # type: ignore[attr-defined]
+        return telemetry
+
+    async def aclose(self) -> None:
+        """Close the object underneath (a Storage drains its writes first), then the pool."""
+        await self._coordinators.run(self._sync.close)  # type: ignore[attr-defined]
+        self._coordinators.shutdown()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"aio.{self._sync!r}"
+
+
+class Storage(_AsyncFacade[failover.Storage]):
     """Replicated object storage for asyncio code: :class:`failover.Storage`, awaited.
 
     Build it with :meth:`from_env`, :meth:`from_urls` or :meth:`from_settings`, or wrap a
@@ -174,38 +239,12 @@ class Storage:
     :meth:`aclose`.
 
     Args:
-        storage: the synchronous Storage whose resilience core this one uses.
+        sync: the synchronous Storage whose resilience core this one uses.
         concurrency: coordinator threads (calls in flight beyond it queue).
     """
 
-    def __init__(
-        self, storage: failover.Storage, *, concurrency: int = DEFAULT_CONCURRENCY
-    ) -> None:
-        self._sync = storage
-        self._coordinators = _Coordinators(concurrency, "failover-aio")
-
-    @classmethod
-    def from_settings(cls, settings: failover.Settings, **options: Any) -> Storage:
-        """Build like :meth:`failover.Storage.from_settings` (no I/O is done)."""
-        concurrency = options.pop("concurrency", DEFAULT_CONCURRENCY)
-        return cls(failover.Storage.from_settings(settings, **options), concurrency=concurrency)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Storage:
-        """Build from the ``FAILOVER_*`` variables, like :meth:`failover.Storage.from_env`."""
-        concurrency = options.pop("concurrency", DEFAULT_CONCURRENCY)
-        return cls(failover.Storage.from_env(environ, **options), concurrency=concurrency)
-
-    @classmethod
-    def from_urls(cls, urls: Iterable[str] | str, **options: Any) -> Storage:
-        """Build from backend URLs and options, like :meth:`failover.Storage.from_urls`."""
-        concurrency = options.pop("concurrency", DEFAULT_CONCURRENCY)
-        return cls(failover.Storage.from_urls(urls, **options), concurrency=concurrency)
-
-    @property
-    def sync(self) -> failover.Storage:
-        """The synchronous Storage underneath (same replicas, journal and breakers)."""
-        return self._sync
+    _sync_type = failover.Storage
+    _thread_prefix = "failover-aio"
 
     @property
     def settings(self) -> failover.Settings:
@@ -216,15 +255,6 @@ class Storage:
     def backends(self) -> Mapping[str, Backend]:
         """The backends by name, in priority order."""
         return self._sync.backends
-
-    @property
-    def telemetry(self) -> Telemetry:
-        """What the Storage underneath measured (see :mod:`failover.telemetry`)."""
-        return self._sync.telemetry
-
-    def health(self) -> dict[str, BackendHealth]:
-        """Health of every backend (no I/O: read from memory)."""
-        return self._sync.health()
 
     async def put(
         self,
@@ -325,66 +355,17 @@ class Storage:
             functools.partial(self._sync.flush, timeout_seconds=timeout_seconds)
         )
 
-    async def aclose(self) -> None:
-        """Drain writes still in flight, then release everything (see ``Storage.close``)."""
-        await self._coordinators.run(self._sync.close)
-        self._coordinators.shutdown()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"aio.{self._sync!r}"
-
-
-class Invoker:
+class Invoker(_AsyncFacade[failover.Invoker]):
     """Function invocation with failover for asyncio code: :class:`failover.Invoker`, awaited.
 
     Args:
-        invoker: the synchronous Invoker whose resilience core this one uses.
+        sync: the synchronous Invoker whose resilience core this one uses.
         concurrency: coordinator threads (calls in flight beyond it queue).
     """
 
-    def __init__(
-        self, invoker: failover.Invoker, *, concurrency: int = DEFAULT_CONCURRENCY
-    ) -> None:
-        self._sync = invoker
-        self._coordinators = _Coordinators(concurrency, "failover-aio-invoke")
-
-    @classmethod
-    def from_settings(cls, settings: Any, **options: Any) -> Invoker:
-        """Build like :meth:`failover.Invoker.from_settings` (no I/O is done)."""
-        concurrency = options.pop("concurrency", DEFAULT_CONCURRENCY)
-        return cls(failover.Invoker.from_settings(settings, **options), concurrency=concurrency)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Invoker:
-        """Build from ``FAILOVER_FUNCTIONS`` and the variables, like the sync Invoker."""
-        concurrency = options.pop("concurrency", DEFAULT_CONCURRENCY)
-        return cls(failover.Invoker.from_env(environ, **options), concurrency=concurrency)
-
-    @classmethod
-    def from_urls(cls, urls: Iterable[str] | str, **options: Any) -> Invoker:
-        """Build from target URLs and options, like :meth:`failover.Invoker.from_urls`."""
-        concurrency = options.pop("concurrency", DEFAULT_CONCURRENCY)
-        return cls(failover.Invoker.from_urls(urls, **options), concurrency=concurrency)
-
-    @property
-    def sync(self) -> failover.Invoker:
-        """The synchronous Invoker underneath (same targets and breakers)."""
-        return self._sync
-
-    def health(self) -> dict[str, BackendHealth]:
-        """Health of every target (no I/O)."""
-        return self._sync.health()
+    _sync_type = failover.Invoker
+    _thread_prefix = "failover-aio-invoke"
 
     async def invoke(
         self,
@@ -408,22 +389,3 @@ class Invoker:
             content_type=content_type,
         )
         return await self._coordinators.run(call)
-
-    async def aclose(self) -> None:
-        """Stop workers and release clients (never waits for a hung target)."""
-        await self._coordinators.run(self._sync.close)
-        self._coordinators.shutdown()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"aio.{self._sync!r}"

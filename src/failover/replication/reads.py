@@ -357,13 +357,10 @@ class ReplicaReads:
         return None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Yield every key under ``prefix`` once, merged over replicas, in key order.
+        """The replicas' listings merged as they stream (see ``Storage.list``).
 
-        Listings are lazy and merged as they stream. A replica that fails while listing
-        is left out (the others cover it); only when every replica fails does the
-        iteration raise AllBackendsFailed. Listings report size and time; provider
-        listings without metadata (S3) leave ``checksum``/``version`` empty: use
-        :meth:`head` for those.
+        Keys under the reserved hint prefix, keys this host's journal knows a replica
+        missed the delete of, and keys whose newest entry is a delete marker are left out.
         """
         errors: dict[str, BaseException] = {}
         # A replica that missed a delete still lists the key: hide it there.
