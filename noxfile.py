@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -23,11 +24,28 @@ def _install_node_tools(session: nox.Session) -> None:
     session.run("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error", external=True)
 
 
+def _install_redis_server(session: nox.Session) -> None:
+    """redis-server (Debian's package) for the shared-breaker tests, where it is missing."""
+    if shutil.which("redis-server") or os.environ.get("FAILOVER_REDIS_SERVER"):
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        session.warn(
+            "redis-server is missing and cannot be installed here (needs root and apt-get): "
+            "its tests are skipped, or fail with CI=true"
+        )
+        return
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run(
+        "apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server", external=True
+    )
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole test suite against the real emulators (moto, azurite, fake-gcs-server)."""
+    """The whole test suite against the real emulators (moto, azurite, fake-gcs-server, redis)."""
     session.install("-e", ".[test]")
     _install_node_tools(session)
+    _install_redis_server(session)
     args = session.posargs or ["tests"]
     if os.environ.get("CI"):
         args = ["--require-emulators", *args]
@@ -45,6 +63,7 @@ def stress(session: nox.Session) -> None:
     """
     session.install("-e", ".[test]")
     _install_node_tools(session)
+    _install_redis_server(session)
     hog = ["python", "-m", "failover.testing.cpu_hog"]
     if os.environ.get("STRESS_HOG_PROCESSES"):
         hog += ["--processes", os.environ["STRESS_HOG_PROCESSES"]]

@@ -18,6 +18,7 @@ SCENARIOS = {
     "large_objects": "256 MiB through failover (3 backends) vs the raw SDK",
     "erasure": "erasure 2-of-3 (+ encryption) vs replicate: codec MB/s per core, put/get latency",
     "async_gets": "1 KiB gets from N asyncio tasks (failover.aio) vs N threads (sync API)",
+    "telemetry": "OpenTelemetry per operation: none, API only, SDK with in-memory exporter",
 }
 
 

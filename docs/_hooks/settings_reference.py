@@ -27,6 +27,7 @@ EXAMPLES: dict[str, str] = {
     "retry_attempts": "2",
     "breaker_fail_max": "3",
     "breaker_reset_seconds": "15",
+    "breaker_storage": "redis://:PASSWORD@cache.internal:6379/0?namespace=shop",
     "journal": "/var/lib/myapp/failover/journal.sqlite",
     "repair_interval_seconds": "30",
     "max_clock_skew_seconds": "10",

@@ -33,7 +33,7 @@ from failover.replication.repair import InFlight, Repairer, RepairWorker
 from failover.replication.version import HybridClock
 from failover.replication.writes import ReplicaWrites
 from failover.resilience import Clock
-from failover.telemetry import Telemetry, default_tracer
+from failover.telemetry import Peer, Telemetry, default_tracer
 from failover.types import BackendHealth, ObjectInfo, ReconcileReport, RepairReport
 
 if TYPE_CHECKING:
@@ -86,7 +86,9 @@ class Storage:
         self._settings = settings
         self._backends: dict[str, Backend] = {b.name: b for b in backends}
         self._journal: RepairJournal | None = None
-        self._telemetry = Telemetry(tracer=default_tracer())
+        self._telemetry = Telemetry(
+            tracer=default_tracer(), peers={b.name: Peer.of(b) for b in backends}
+        )
         self._dispatch = Dispatcher(
             names,
             settings=settings,
@@ -96,6 +98,9 @@ class Storage:
             workers_per_backend=_WORKERS_PER_BACKEND,
             pending_repairs=self._pending_repairs,
             telemetry=self._telemetry,
+            # Shared breakers (FAILOVER_BREAKER_STORAGE) are keyed by where the objects
+            # live, never by a display name.
+            breaker_keys={b.name: f"storage|{replica_identity(b)}" for b in backends},
         )
         self._clock = HybridClock(
             writer_id=writer_id, max_skew_ms=round(settings.max_clock_skew_seconds * 1000)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextvars
 import functools
 import itertools
 import threading
@@ -79,7 +80,9 @@ class _Coordinators:
         on_abandoned: Callable[[T], None] | None = None,
     ) -> T:
         """Run ``fn`` on a coordinator; ``on_abandoned`` releases a result nobody awaits."""
-        future = self._pool.submit(fn)
+        # The caller's context variables come along (as with asyncio.to_thread), so
+        # the operation's span is a child of the task's current span.
+        future = self._pool.submit(contextvars.copy_context().run, fn)
         if on_abandoned is not None:
             release = on_abandoned
 

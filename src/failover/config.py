@@ -10,7 +10,9 @@ parser's own error chained. :func:`_parse` is the one place that builds those me
 
 ``FAILOVER_ENCRYPTION_KEY`` is secret: its parser never echoes the value in an error,
 and the parsed :class:`~failover.segmentation.keys.StaticKeyProvider` shows only key ids
-in ``repr(settings)``. Backend URLs are never echoed whole either: a URL in a message is
+in ``repr(settings)``. So is ``FAILOVER_BREAKER_STORAGE`` (a Redis URL may hold a
+password): the parsed :class:`~failover.breaker_storage.BreakerStorageURL` shows itself
+without user info. Backend URLs are never echoed whole either: a URL in a message is
 shown by :func:`~failover.backends.redact_backend_url`, without user info or the values
 of unknown query parameters.
 
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from failover.backends._url import redact_backend_url, validate_backend_url
+from failover.breaker_storage import BreakerStorageURL, parse_breaker_storage
 from failover.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -232,6 +235,18 @@ SETTINGS_TABLE: Mapping[str, _Spec] = {
     "breaker_reset_seconds": _Spec(
         _number(minimum=0.001), "seconds > 0", "30", "open -> half-open after"
     ),
+    "breaker_storage": _Spec(
+        parse_breaker_storage,
+        "'local', or a Redis URL redis://user:password@host:port/db (all but the host "
+        "optional; rediss:// for TLS) with optional namespace=, timeout_seconds=, "
+        "retry_seconds=",
+        "local (each process keeps its own breakers)",
+        "where circuit breaker state is kept: in this process, or in Redis, shared by every "
+        "instance so that one instance's open breaker stops them all waiting on that "
+        "backend (needs failover[redis]; if Redis is unreachable each instance falls back "
+        "to local breakers)",
+        secret=True,  # the URL may hold the Redis password: never echoed
+    ),
     "journal": _Spec(
         _path, "a file path", "$XDG_STATE_HOME/failover/journal.sqlite", "SQLite repair journal"
     ),
@@ -296,6 +311,7 @@ class Settings:
     retry_attempts: int = 3
     breaker_fail_max: int = 5
     breaker_reset_seconds: float = 30.0
+    breaker_storage: BreakerStorageURL | None = None
     journal: str | None = None
     repair_interval_seconds: float = 5.0
     max_clock_skew_seconds: float = 30.0
@@ -453,6 +469,8 @@ def _option_parser(name: str, spec: _Spec) -> Callable[[Any], Any]:
     def parse(value: object) -> Any:
         if name == "encryption_key" and not isinstance(value, str):
             return _key_provider(value)
+        if name == "breaker_storage" and isinstance(value, BreakerStorageURL):
+            return value
         if isinstance(value, bool) or not isinstance(value, (str, int, float, os.PathLike)):
             raise ConfigError(f"a {type(value).__name__} is not accepted")
         return spec.parse(str(os.fspath(value)) if isinstance(value, os.PathLike) else str(value))

@@ -28,7 +28,7 @@ import itertools
 import random
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from failover.config import Settings
 from failover.errors import (
@@ -68,6 +68,11 @@ from failover.resilience import (
 from failover.telemetry import Telemetry
 from failover.types import BackendHealth, BreakerState
 
+if TYPE_CHECKING:
+    import pybreaker
+
+    from failover.shared_breakers import SharedBreakers
+
 __all__ = ["Dispatcher"]
 
 T = TypeVar("T")
@@ -91,6 +96,8 @@ class Dispatcher:
         rng: random source for routing and jitter (seed it for reproducible tests).
         workers_per_backend: threads per backend (bounds its concurrent calls).
         pending_repairs: returns the number of journaled actions for a backend.
+        breaker_keys: what identifies each backend's breaker across instances when
+            ``settings.breaker_storage`` shares breakers (default: the name).
     """
 
     def __init__(
@@ -104,6 +111,7 @@ class Dispatcher:
         workers_per_backend: int = 16,
         pending_repairs: Callable[[str], int] | None = None,
         telemetry: Telemetry | None = None,
+        breaker_keys: Mapping[str, str] | None = None,
     ) -> None:
         self._names = tuple(names)
         #: Counts (and, with a tracer, traces) every backend attempt.
@@ -119,6 +127,7 @@ class Dispatcher:
             reset_timeout_seconds=settings.breaker_reset_seconds,
             clock=self._clock,
             on_state_change=self._on_breaker_change,
+            storage_factory=self._shared_breaker_storage(breaker_keys or {}),
         )
         self.health = HealthTracker(names=self._names, clock=self._clock)
         self.latencies = LatencyWindow()
@@ -144,6 +153,8 @@ class Dispatcher:
         self._since_check: dict[str, int] = {}
         self._demoted_lock = threading.Lock()
         self._stopped = threading.Event()
+        # The tracer's gauges read breakers, scores and repairs live, until close().
+        self.telemetry.watch(self.backend_health, repairs=pending_repairs is not None)
 
     # -- configuration -----------------------------------------------------------------
 
@@ -184,8 +195,33 @@ class Dispatcher:
         worker thread, and only what it does itself (a journal row cleared) follows.
         """
         self._stopped.set()
+        self.telemetry.close()
         for executor in self._executors.values():
             executor.shutdown(wait=False, cancel_futures=True)
+        if self._shared_breakers is not None:
+            self._shared_breakers.close()
+
+    def _shared_breaker_storage(
+        self, keys: Mapping[str, str]
+    ) -> Callable[[str], pybreaker.CircuitBreakerStorage] | None:
+        """The breakers' storage factory when ``breaker_storage`` shares them, else None."""
+        self._shared_breakers: SharedBreakers | None = None
+        url = self._settings.breaker_storage
+        if url is None:
+            return None
+        # Imported here: the redis client is needed only with shared breakers.
+        from failover.shared_breakers import SharedBreakers  # noqa: PLC0415
+
+        shared = self._shared_breakers = SharedBreakers(
+            url,
+            timeout_seconds=url.client_timeout_seconds(
+                attempt_seconds=self._settings.timeout_seconds,
+                deadline_seconds=self._settings.deadline_seconds,
+            ),
+            on_event=self.emit,
+            clock=self._clock,
+        )
+        return lambda name: shared.storage(keys.get(name, name))
 
     # -- one backend -------------------------------------------------------------------
 

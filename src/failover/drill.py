@@ -16,6 +16,13 @@ that every replica converged. For each backend in turn, :func:`run_drill`:
    prefix) and that every acknowledged write is on every replica;
 5. deletes its scratch objects, and the hints left for them, from every replica.
 
+With shared breakers (``FAILOVER_BREAKER_STORAGE=redis://…``, or ``breaker_storage=``),
+the drill ends with :func:`rehearse_shared_breaker`: two instances over the backends,
+with breakers in that storage under a namespace of the drill's own (so the
+application's breakers are never touched, and it is removed afterwards); the first
+backend is taken down for instance A until A's breaker opens, and instance B must then
+report it open and send it no call.
+
 With ``fleet=True`` each backend's outage is followed by a rehearsal of a *host* lost
 with it (:func:`rehearse_lost_host`): two instances with their own journals; while the
 backend is down, one of them writes and deletes scratch objects, then is closed and its
@@ -55,6 +62,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from failover._storage import Storage
 from failover.backends import from_url, parse_backend_url
 from failover.backends.base import replica_identity
+from failover.breaker_storage import BreakerStorageURL, parse_breaker_storage
 from failover.config import Settings
 from failover.errors import (
     BackendUnavailable,
@@ -63,7 +71,7 @@ from failover.errors import (
     NotFoundError,
     is_transient,
 )
-from failover.events import BreakerStateChanged, Event
+from failover.events import BreakerStateChanged, BreakerStorageUnavailable, Event, EventHook
 from failover.replication.hints import Hint, hints_for, remove_hint
 from failover.replication.markers import is_marker
 from failover.testing.faults import FaultyBackend
@@ -88,9 +96,11 @@ __all__ = [
     "FleetDrill",
     "MeteredBackend",
     "OutageKind",
+    "SharedBreakerDrill",
     "check_deleted",
     "check_replicas",
     "rehearse_lost_host",
+    "rehearse_shared_breaker",
     "run_drill",
     "settle_repairs",
 ]
@@ -518,6 +528,61 @@ class FleetDrill:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedBreakerDrill:
+    """Whether instance B saw the breaker instance A opened, through the shared storage.
+
+    Attributes:
+        backend: the backend that was down for instance A.
+        storage: the breaker storage (its URL without password, and the drill's
+            namespace).
+        opened: instance A's breaker for the backend opened.
+        seen: instance B then reported that breaker open.
+        seen_after_seconds: from A's breaker opening until B reported it open.
+        b_calls: calls instance B sent to the backend afterwards, while it read and wrote
+            (0 unless B had too few other backends to meet the write policy).
+        errors: reads and writes of A or B that raised.
+        cleaned: the scratch objects and hints, and the drill's breakers in the
+            storage, were removed (``None``: clean-up not asked for).
+        duration_seconds: how long the rehearsal took.
+        problems: what went wrong, one line each (at most ten).
+    """
+
+    backend: str
+    storage: str
+    opened: bool = False
+    seen: bool = False
+    seen_after_seconds: float | None = None
+    b_calls: int | None = None
+    errors: int = 0
+    cleaned: bool | None = None
+    duration_seconds: float = 0.0
+    problems: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """A's breaker opened, B saw it open, no call failed, nothing was left behind."""
+        return (
+            self.opened
+            and self.seen
+            and self.errors == 0
+            and self.cleaned is not False
+            and not self.problems
+        )
+
+    @property
+    def summary(self) -> str:
+        """One line, e.g. ``shared breaker: B saw aws open after A's failures: yes``."""
+        verdict = "yes" if self.seen else "no"
+        detail = []
+        if self.seen_after_seconds is not None:
+            detail.append(f"{self.seen_after_seconds:.2f} s after it opened")
+        if self.b_calls is not None:
+            detail.append(f"B's calls to {self.backend} since: {self.b_calls}")
+        more = f" ({'; '.join(detail)})" if detail else ""
+        return f"shared breaker: B saw {self.backend} open after A's failures: {verdict}{more}"
+
+
+@dataclass(frozen=True, slots=True)
 class DrillReport:
     """The outcome of a drill over one or more backends.
 
@@ -529,6 +594,8 @@ class DrillReport:
         objects: scratch objects written before each outage.
         results: one entry per backend taken down, in the order they were.
         fleet: with ``fleet=True``, one lost-host rehearsal per backend taken down.
+        shared: with shared breakers, the rehearsal of one instance's open breaker
+            seen by another.
     """
 
     prefix: str
@@ -538,14 +605,16 @@ class DrillReport:
     objects: int
     results: tuple[BackendDrill, ...] = field(default_factory=tuple)
     fleet: tuple[FleetDrill, ...] = field(default_factory=tuple)
+    shared: tuple[SharedBreakerDrill, ...] = field(default_factory=tuple)
 
     @property
     def passed(self) -> bool:
-        """True when every backend's outage, and every lost-host rehearsal, passed."""
+        """True when every backend's outage, and every other rehearsal, passed."""
         return (
             bool(self.results)
             and all(r.passed for r in self.results)
             and all(f.passed for f in self.fleet)
+            and all(s.passed for s in self.shared)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -554,9 +623,11 @@ class DrillReport:
         data["passed"] = self.passed
         data["results"] = list(data["results"])
         data["fleet"] = list(data["fleet"])
-        entries: list[tuple[dict[str, Any], BackendDrill | FleetDrill]] = [
+        data["shared"] = list(data["shared"])
+        entries: list[tuple[dict[str, Any], BackendDrill | FleetDrill | SharedBreakerDrill]] = [
             *zip(data["results"], self.results, strict=True),
             *zip(data["fleet"], self.fleet, strict=True),
+            *zip(data["shared"], self.shared, strict=True),
         ]
         for entry, result in entries:
             entry["problems"] = list(result.problems)
@@ -576,6 +647,7 @@ def run_drill(
     outage: OutageKind = "hang",
     prefix: str = DEFAULT_PREFIX,
     fleet: bool = False,
+    breaker_storage: str | BreakerStorageURL | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> DrillReport:
     """Take each backend down in turn and verify reads, writes, repair and convergence.
@@ -591,6 +663,10 @@ def run_drill(
         fleet: after each backend's outage, also rehearse a host lost with its
             journal while that backend is down (:func:`rehearse_lost_host`, with
             ``objects`` scratch objects, under ``<prefix><run id>/<backend>/fleet/``).
+        breaker_storage: a shared breaker storage (``redis://…``) to rehearse instead
+            of ``settings.breaker_storage``. With one, the drill ends with
+            :func:`rehearse_shared_breaker` on the first target, under a namespace of
+            its own that is removed afterwards.
         on_progress: called with a short line as each step starts.
 
     Returns:
@@ -618,10 +694,21 @@ def run_drill(
     say = on_progress or (lambda _line: None)
     results: list[BackendDrill] = []
     lost_hosts: list[FleetDrill] = []
+    shared: list[SharedBreakerDrill] = []
     journal_dir = tempfile.mkdtemp(prefix="failover-drill-")
     try:
         drill_settings = settings.with_options(
-            journal=f"{journal_dir}/journal.sqlite", repair_interval_seconds=0
+            journal=f"{journal_dir}/journal.sqlite",
+            repair_interval_seconds=0,
+            # The drill's instances keep their breakers to themselves (its outages must
+            # not open the application's shared breakers); the shared rehearsal below
+            # uses a namespace of its own.
+            breaker_storage="local",
+        )
+        storage_url = (
+            settings.breaker_storage
+            if breaker_storage is None
+            else _parse_breaker_storage(breaker_storage)
         )
         for target in chosen:
             scratch = f"{run_prefix}{_slug(target)}/"
@@ -651,6 +738,19 @@ def run_drill(
                         on_progress=say,
                     )
                 )
+        if storage_url is not None:
+            shared.append(
+                _shared_breaker_drill(
+                    drill_settings,
+                    storage_url,
+                    target=chosen[0],
+                    scratch=f"{run_prefix}shared-breaker/",
+                    journal_dir=journal_dir,
+                    outage=outage,
+                    run_id=run_id,
+                    say=say,
+                )
+            )
     finally:
         shutil.rmtree(journal_dir, ignore_errors=True)
     return DrillReport(
@@ -661,7 +761,56 @@ def run_drill(
         objects=objects,
         results=tuple(results),
         fleet=tuple(lost_hosts),
+        shared=tuple(shared),
     )
+
+
+def _parse_breaker_storage(value: str | BreakerStorageURL) -> BreakerStorageURL | None:
+    if isinstance(value, BreakerStorageURL):
+        return value
+    try:
+        return parse_breaker_storage(value)
+    except ConfigError as exc:
+        raise ConfigError(f"breaker_storage: {exc}") from exc
+
+
+def _shared_breaker_drill(
+    settings: Settings,
+    url: BreakerStorageURL,
+    *,
+    target: str,
+    scratch: str,
+    journal_dir: str,
+    outage: OutageKind,
+    run_id: str,
+    say: Callable[[str], None],
+) -> SharedBreakerDrill:
+    """:func:`rehearse_shared_breaker` on the configured backends, in its own namespace."""
+    own = url.with_namespace(f"{url.namespace[:32]}.drill-{run_id[-6:]}")
+    # Long enough that B cannot reach its own half-open trial while it is checked.
+    reset = max(settings.breaker_reset_seconds, 10.0)
+    injected = _InjectedOutage(
+        settings.with_options(breaker_storage=own, breaker_reset_seconds=reset),
+        target=target,
+        outage=outage,
+    )
+    say(f"{target}: shared breakers in {own.redacted}; instance A meets the outage")
+    return rehearse_shared_breaker(
+        injected.connect,
+        target=target,
+        take_down=injected.take_down,
+        bring_back=injected.bring_back,
+        scratch=scratch,
+        journal_dir=journal_dir,
+        forget=lambda: _forget(own),
+        on_progress=say,
+    )
+
+
+def _forget(url: BreakerStorageURL) -> None:
+    from failover.shared_breakers import forget_namespace  # noqa: PLC0415 - needs redis
+
+    forget_namespace(url)
 
 
 def _backend_names(settings: Settings) -> list[str]:
@@ -1015,11 +1164,13 @@ class _InjectedOutage:
         self.outage: OutageKind = outage
         self._wrappers: list[FaultyBackend] = []
 
-    def connect(self, journal: str) -> Storage:
+    def connect(self, journal: str, hooks: Sequence[EventHook] = ()) -> Storage:
         backends = _faulty_backends(self.settings)
         self._wrappers += [b for b in backends if b.name == self.target]
         try:
-            return Storage(backends, settings=self.settings.with_options(journal=journal), hooks=[])
+            return Storage(
+                backends, settings=self.settings.with_options(journal=journal), hooks=hooks
+            )
         except BaseException:
             for backend in backends:
                 backend.close()
@@ -1226,6 +1377,284 @@ class _LostHostRun:
     def _clean_up(self, backends: Mapping[str, Backend]) -> bool:
         self.say(f"deleting the objects, markers and hints under {self.scratch}")
         return _remove_scratch(backends, self.scratch, self._problem)
+
+
+# -- one instance's open breaker, seen by another ---------------------------------------
+
+
+def rehearse_shared_breaker(
+    connect: Callable[[str, Sequence[EventHook]], Storage],
+    *,
+    target: str,
+    take_down: Callable[[], None],
+    bring_back: Callable[[], None],
+    scratch: str,
+    journal_dir: str | os.PathLike[str],
+    objects: int = 4,
+    forget: Callable[[], None] | None = None,
+    clean_up: bool = True,
+    on_progress: Callable[[str], None] | None = None,
+) -> SharedBreakerDrill:
+    """Instance A meets an outage of ``target``; instance B must see A's breaker open.
+
+    Two instances, A and B, are built with ``connect(journal, hooks)``, their breakers
+    in the same shared storage (``breaker_storage``; use a namespace of the rehearsal's
+    own). Then:
+
+    1. B writes ``objects`` objects under ``scratch``;
+    2. ``take_down()``; A writes until its breaker for ``target`` opens;
+    3. B must report that breaker open (:meth:`Storage.health()
+       <failover.Storage.health>`) without having met a single failure itself, then
+       reads its objects and writes as many again: none may fail, and the calls B sends
+       to ``target`` meanwhile are counted (0, unless B's write policy cannot be met
+       without it);
+    4. ``bring_back()``; with ``clean_up`` the scratch objects and hints are removed;
+       ``forget()`` removes the rehearsal's breakers from the shared storage.
+
+    Args:
+        connect: builds one instance given its journal path and event hooks; its
+            backends are its own and ``take_down`` must reach A's.
+        target: the backend ``take_down`` takes down.
+        take_down: takes ``target`` down for the instances built so far.
+        bring_back: undoes ``take_down`` (harmless to repeat).
+        scratch: prefix of every key written (ends with ``/``).
+        journal_dir: directory for the two journals (removed at the end).
+        objects: objects B writes before and during the outage.
+        forget: removes the rehearsal's breakers from the shared storage (called at
+            the end in any case).
+        clean_up: remove the scratch objects, markers and hints.
+        on_progress: called with a short line as each step starts.
+
+    Returns:
+        The outcome; :attr:`SharedBreakerDrill.passed` says whether every invariant held.
+
+    Raises:
+        ConfigError: ``objects < 1``.
+    """
+    if objects < 1:
+        raise ConfigError(f"objects must be at least 1, got {objects}")
+    return _SharedBreakerRun(
+        connect,
+        target=target,
+        take_down=take_down,
+        bring_back=bring_back,
+        scratch=scratch,
+        journal_dir=os.fspath(journal_dir),
+        objects=objects,
+        forget=forget,
+        clean_up=clean_up,
+        say=on_progress or (lambda _line: None),
+    ).run()
+
+
+class _StorageTrouble:
+    """An event hook that keeps the first :class:`BreakerStorageUnavailable` it sees."""
+
+    def __init__(self) -> None:
+        self.first: BreakerStorageUnavailable | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, BreakerStorageUnavailable) and self.first is None:
+            self.first = event
+
+
+def _calls_to(backend: Backend) -> int | None:
+    """Calls a metered or fault-injecting backend has received (``None``: not counted)."""
+    if isinstance(backend, MeteredBackend):
+        return backend.ops
+    if isinstance(backend, FaultyBackend):
+        return sum(backend.calls.values())
+    return None
+
+
+class _SharedBreakerRun:
+    """One shared-breaker rehearsal (see :func:`rehearse_shared_breaker`)."""
+
+    def __init__(
+        self,
+        connect: Callable[[str, Sequence[EventHook]], Storage],
+        *,
+        target: str,
+        take_down: Callable[[], None],
+        bring_back: Callable[[], None],
+        scratch: str,
+        journal_dir: str,
+        objects: int,
+        forget: Callable[[], None] | None,
+        clean_up: bool,
+        say: Callable[[str], None],
+    ) -> None:
+        self.connect = connect
+        self.target = target
+        self.take_down = take_down
+        self.bring_back = bring_back
+        self.scratch = scratch
+        self.journal_dir = journal_dir
+        self.objects = objects
+        self.forget = forget
+        self.clean_up = clean_up
+        self.say = say
+        self.rng = random.Random(scratch)  # noqa: S311 - test data, not secrets
+        self.timeline = BreakerTimeline()
+        self.trouble = _StorageTrouble()
+        self.problems: list[str] = []
+        self.result: dict[str, Any] = {"errors": 0}
+
+    def _problem(self, line: str) -> None:
+        if len(self.problems) < _MAX_PROBLEMS:
+            self.problems.append(line)
+
+    def _data(self) -> bytes:
+        return self.rng.randbytes(self.rng.randint(64, 1024))
+
+    def run(self) -> SharedBreakerDrill:
+        started = time.monotonic()
+        run = secrets.token_hex(3)
+        journals = [
+            os.path.join(self.journal_dir, f"shared-{run}-host-{host}.sqlite") for host in "ab"
+        ]
+        storage = "?"
+        hooks_a: list[EventHook] = [self.timeline, self.trouble]
+        b = self.connect(journals[1], [self.trouble])
+        try:
+            storage = str(b.settings.breaker_storage or "local")
+            a = self.connect(journals[0], hooks_a)
+            try:
+                self._rehearse(a, b)
+            finally:
+                self.bring_back()
+                a.close()
+            if self.clean_up:
+                self.result["cleaned"] = self._clean_up(b)
+        finally:
+            self.bring_back()
+            b.close()
+            for journal in journals:
+                _remove_journal(journal)
+            # Once both are closed: an instance still open could write its breakers again.
+            if self.forget is not None and not self._forget():
+                self.result["cleaned"] = False
+        return SharedBreakerDrill(
+            backend=self.target,
+            storage=storage,
+            duration_seconds=time.monotonic() - started,
+            problems=tuple(self.problems),
+            **self.result,
+        )
+
+    def _rehearse(self, a: Storage, b: Storage) -> None:
+        if b.settings.breaker_storage is None:
+            self._problem("no shared breaker storage is configured")
+            return
+        seeds = self._seed(b)
+        if seeds is None or self._storage_failed():
+            return
+        self.say(f"{self.target}: down for instance A; A writes until its breaker opens")
+        self.take_down()
+        began = time.monotonic()
+        self._trip(a, began)
+        opened = self.timeline.first(self.target, "open", since=began)
+        self.result["opened"] = opened is not None
+        if opened is None:
+            self._problem(f"instance A's breaker for {self.target} did not open")
+            return
+        if self._storage_failed():
+            return
+        self.say(f"instance A's breaker for {self.target} opened; does instance B see it?")
+        opened_at = began + opened
+        seen = _wait_for_state(b, self.target, "open", timeout_seconds=5.0)
+        self.result["seen"] = seen
+        if not seen:
+            self._problem(f"instance B still reports {self.target} {b.health()[self.target].state}")
+            return
+        self.result["seen_after_seconds"] = max(0.0, time.monotonic() - opened_at)
+        self._use(b, seeds)
+
+    def _storage_failed(self) -> bool:
+        trouble = self.trouble.first
+        if trouble is not None:
+            self._problem(f"the breaker storage {trouble.backend} failed: {trouble.error}")
+        return trouble is not None
+
+    def _seed(self, b: Storage) -> dict[str, bytes] | None:
+        self.say(f"instance B writes {self.objects} objects under {self.scratch}")
+        seeds: dict[str, bytes] = {}
+        for i in range(self.objects):
+            key, data = f"{self.scratch}seed-{i:04d}", self._data()
+            try:
+                b.put(key, data)
+            except FailoverError as exc:
+                self._problem(f"instance B's write {key} before the outage failed: {exc}")
+                return None
+            seeds[key] = data
+        b.flush()
+        return seeds
+
+    def _trip(self, a: Storage, began: float) -> None:
+        """A writes (every write reaches every backend) until its breaker opens."""
+        settings = a.settings
+        patience = settings.breaker_fail_max * settings.timeout_seconds + settings.deadline_seconds
+        give_up = began + patience
+        i = 0
+        while self.timeline.first(self.target, "open", since=began) is None:
+            if time.monotonic() >= give_up or i >= 4 * settings.breaker_fail_max:
+                break
+            key = f"{self.scratch}a-{i:04d}"
+            i += 1
+            try:
+                a.put(key, self._data())
+            except FailoverError as exc:
+                self.result["errors"] += 1
+                self._problem(f"instance A's write {key} failed: {exc}")
+        # Failures of attempts still in flight may be what opens it.
+        while self.timeline.first(self.target, "open", since=began) is None:
+            if time.monotonic() >= give_up:
+                return
+            time.sleep(_POLL_SECONDS)
+
+    def _use(self, b: Storage, seeds: Mapping[str, bytes]) -> None:
+        counted = b.backends[self.target]
+        before = _calls_to(counted)
+        for i, (key, data) in enumerate(seeds.items()):
+            try:
+                if b.get(key) != data:
+                    self._problem(f"instance B read wrong bytes for {key}")
+                b.put(f"{self.scratch}b-{i:04d}", self._data())
+            except FailoverError as exc:
+                self.result["errors"] += 1
+                self._problem(f"instance B's call failed while {self.target} was open: {exc}")
+        after = _calls_to(counted)
+        if before is not None and after is not None:
+            self.result["b_calls"] = after - before
+        self.say(
+            f"instance B saw {self.target} open and sent it "
+            f"{self.result.get('b_calls', '?')} call(s)"
+        )
+
+    def _clean_up(self, b: Storage) -> bool:
+        self.say(f"deleting the objects and hints under {self.scratch}")
+        b.flush()
+        return _remove_scratch(b.backends, self.scratch, self._problem)
+
+    def _forget(self) -> bool:
+        assert self.forget is not None
+        try:
+            self.forget()
+        except Exception as exc:  # noqa: BLE001 - reported, never raised
+            self._problem(f"the rehearsal's breakers could not be removed: {exc}")
+            return False
+        return True
+
+
+def _wait_for_state(
+    store: Storage, backend: str, state: BreakerState, *, timeout_seconds: float
+) -> bool:
+    give_up = time.monotonic() + timeout_seconds
+    while store.health()[backend].state != state:
+        if time.monotonic() >= give_up:
+            return False
+        time.sleep(_POLL_SECONDS)
+    return True
 
 
 def _describe_differences(report: ReconcileReport) -> str:

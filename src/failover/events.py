@@ -17,16 +17,28 @@ FailedOver             INFO       a call moved on from a backend that failed
 RetryScheduled         DEBUG      a transient failure will be retried after a backoff
 HedgeFired             DEBUG      a hedged read went to a second backend
 ClockSkewDetected      WARNING    a replica held a version stamped too far ahead
+BreakerStorageUnavailable  WARNING  shared breaker state (Redis) failed: local breakers
+BreakerStorageRecovered    INFO     it answers again: breakers are shared again
 =====================  =========  ==================================================
 
 A hook that raises is logged and otherwise ignored: instrumentation never breaks a call.
+
+Every event has :meth:`Event.to_dict`, its fields as JSON-ready data named like the
+metrics and ``failover status --json``: ``event`` (the class name), ``backend``, then
+each attribute, a quantity that has a Prometheus family taking that family's key
+(:func:`failover.types.field_name`): a breaker change gives ``breaker_state`` (the new
+state) and ``previous_breaker_state``, a demotion or recovery ``health_score``.
+:class:`LoggingHook` attaches it to each log record as ``record.failover``, for
+structured log handlers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from failover.types import BreakerState
 
@@ -34,6 +46,8 @@ __all__ = [
     "BackendDemoted",
     "BackendRecovered",
     "BreakerStateChanged",
+    "BreakerStorageRecovered",
+    "BreakerStorageUnavailable",
     "ClockSkewDetected",
     "Event",
     "EventHook",
@@ -58,12 +72,31 @@ class Event:
         backend: the backend (or invocation target) the event is about.
     """
 
+    #: Attributes whose key in :meth:`to_dict` is a metric's (see the module docs).
+    _keys: ClassVar[Mapping[str, str]] = {}
+
     backend: str
+
+    def to_dict(self) -> dict[str, str | float | int]:
+        """JSON-ready fields: ``event`` (the class name), ``backend``, then the others.
+
+        Keys follow the metrics' names (see the module docs), so logs, alerts and
+        ``failover status --json`` use one vocabulary.
+        """
+        out: dict[str, str | float | int] = {"event": type(self).__name__}
+        for field in dataclasses.fields(self):
+            out[self._keys.get(field.name, field.name)] = getattr(self, field.name)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
 class BreakerStateChanged(Event):
-    """A backend's circuit breaker changed state."""
+    """A backend's circuit breaker changed state (``to_dict()``: ``breaker_state`` is new)."""
+
+    _keys: ClassVar[Mapping[str, str]] = {
+        "new": "breaker_state",
+        "old": "previous_breaker_state",
+    }
 
     old: BreakerState
     new: BreakerState
@@ -113,8 +146,34 @@ class ClockSkewDetected(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class BreakerStorageUnavailable(Event):
+    """The shared breaker storage (Redis) failed: this instance uses local breakers.
+
+    Emitted once when it fails, not per call. ``backend`` is the storage's URL without
+    its password; ``error`` what went wrong; Redis is tried again after
+    ``retry_seconds``.
+    """
+
+    error: str
+    retry_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerStorageRecovered(Event):
+    """The shared breaker storage answers again: breakers are shared again.
+
+    ``backend`` is the storage's URL without its password; ``down_seconds`` how long
+    this instance used local breakers.
+    """
+
+    down_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class BackendDemoted(Event):
     """The backend's health score fell below the demotion threshold."""
+
+    _keys: ClassVar[Mapping[str, str]] = {"score": "health_score"}
 
     score: float
 
@@ -122,6 +181,8 @@ class BackendDemoted(Event):
 @dataclass(frozen=True, slots=True)
 class BackendRecovered(Event):
     """The backend's health score rose back above the recovery threshold."""
+
+    _keys: ClassVar[Mapping[str, str]] = {"score": "health_score"}
 
     score: float
 
@@ -137,14 +198,26 @@ class LoggingHook:
         self._log = log or logger
 
     def __call__(self, event: Event) -> None:
-        """Log one event."""
+        """Log one event (its :meth:`Event.to_dict` rides along as ``record.failover``)."""
+        extra = {"failover": event.to_dict()}
         if isinstance(event, BreakerStateChanged):
             level = logging.WARNING if event.new == "open" else logging.INFO
-            self._log.log(level, "breaker %s: %s -> %s", event.backend, event.old, event.new)
+            self._log.log(
+                level,
+                "breaker %s: %s -> %s",
+                event.backend,
+                event.old,
+                event.new,
+                extra=extra,
+            )
         elif isinstance(event, BackendDemoted):
-            self._log.info("backend %s demoted (score %.2f)", event.backend, event.score)
+            self._log.info(
+                "backend %s demoted (score %.2f)", event.backend, event.score, extra=extra
+            )
         elif isinstance(event, BackendRecovered):
-            self._log.info("backend %s recovered (score %.2f)", event.backend, event.score)
+            self._log.info(
+                "backend %s recovered (score %.2f)", event.backend, event.score, extra=extra
+            )
         elif isinstance(event, FailedOver):
             self._log.info(
                 "%s %r: failing over from %s (%s)",
@@ -152,6 +225,7 @@ class LoggingHook:
                 event.key,
                 event.backend,
                 event.error,
+                extra=extra,
             )
         elif isinstance(event, RetryScheduled):
             self._log.debug(
@@ -162,6 +236,7 @@ class LoggingHook:
                 event.attempt,
                 event.error,
                 event.delay_seconds,
+                extra=extra,
             )
         elif isinstance(event, HedgeFired):
             self._log.debug(
@@ -171,6 +246,7 @@ class LoggingHook:
                 event.backend,
                 event.delay_seconds,
                 event.hedge,
+                extra=extra,
             )
         elif isinstance(event, ClockSkewDetected):
             self._log.warning(
@@ -179,9 +255,25 @@ class LoggingHook:
                 event.backend,
                 event.version,
                 event.ahead_seconds,
+                extra=extra,
+            )
+        elif isinstance(event, BreakerStorageUnavailable):
+            self._log.warning(
+                "breaker storage %s unavailable (%s): using local breakers, retrying in %.1f s",
+                event.backend,
+                event.error,
+                event.retry_seconds,
+                extra=extra,
+            )
+        elif isinstance(event, BreakerStorageRecovered):
+            self._log.info(
+                "breaker storage %s answers again after %.1f s: breakers are shared again",
+                event.backend,
+                event.down_seconds,
+                extra=extra,
             )
         else:
-            self._log.debug("%r", event)
+            self._log.debug("%r", event, extra=extra)
 
 
 def emit(hooks: Iterable[EventHook], event: Event) -> None:

@@ -13,6 +13,7 @@ __all__ = [
     "ObjectInfo",
     "ReconcileReport",
     "RepairReport",
+    "field_name",
 ]
 
 BreakerState = Literal["closed", "open", "half-open"]
@@ -62,6 +63,40 @@ class BackendHealth:
     latency_ms: float
     error_rate: float
     pending_repairs: int
+
+    def to_dict(self) -> dict[str, str | float | int]:
+        """JSON-ready fields, named like the Prometheus families (see :func:`field_name`).
+
+        Keys: ``backend``, ``breaker_state``, ``health_score``, ``latency_seconds``,
+        ``error_ratio`` and ``repairs_pending``.
+        """
+        return {
+            "backend": self.name,
+            "breaker_state": self.state,
+            "health_score": round(self.score, 4),
+            "latency_seconds": round(self.latency_ms / 1000, 6),
+            "error_ratio": round(self.error_rate, 4),
+            "repairs_pending": self.pending_repairs,
+        }
+
+
+def field_name(family: str) -> str:
+    """The key a quantity has in ``failover status --json`` and in events' ``to_dict()``.
+
+    One rule ties them to the Prometheus families of :data:`failover.telemetry.PROMETHEUS`:
+    the family name without the ``failover_`` prefix, without a leading ``backend_``
+    (each entry or event is about one backend, named under the key ``backend``) and
+    without the ``_total`` of counters. Units stay (``latency_seconds``); label names
+    (``backend``, ``operation``, ``outcome``) are keys as they are.
+
+    Args:
+        family: a Prometheus family name, e.g. ``failover_backend_health_score``.
+
+    Returns:
+        The key, e.g. ``health_score``.
+    """
+    key = family.removeprefix("failover_").removeprefix("backend_")
+    return key.removesuffix("_total")
 
 
 @dataclass(frozen=True, slots=True)

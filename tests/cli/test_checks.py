@@ -11,6 +11,8 @@ import pytest
 from failover.backends import from_url
 from failover.doctor import PROBE_PREFIX
 from failover.replication.hints import HINT_PREFIX
+from failover.testing.emulators import EmulatorProcess, redis_url
+from failover.testing.emulators._process import free_port
 
 from .conftest import Invoke
 
@@ -230,3 +232,40 @@ def test_drill_rejects_an_unknown_backend(failover_cli: Invoke, memory_urls: lis
     result = failover_cli("drill", "--backend", "nowhere", env=env)
     assert result.exit_code == 2
     assert "unknown backend(s) nowhere" in result.output
+
+
+# -- drill with shared breakers -------------------------------------------------------------
+
+
+def test_drill_shows_a_shared_breaker(
+    failover_cli: Invoke, memory_urls: list[str], redis_server: EmulatorProcess
+) -> None:
+    url = redis_url(redis_server, namespace="cli-drill")
+    env = {**BRISK, "FAILOVER_BACKENDS": ",".join(memory_urls)}
+    args = ("--backend", "aws", "--objects", "2", "--outage", "error")
+    result = failover_cli("drill", *args, "--breaker-storage", url, env=env)
+    assert result.exit_code == 0, result.output
+    assert "✓ shared breaker: B saw aws open after A's failures: yes" in result.stdout
+    assert "B's calls to aws since: 0" in result.stdout
+    assert "namespace=cli-drill.drill-" in result.stdout
+    assert _scratch_left(memory_urls, "") == []
+    # From FAILOVER_BREAKER_STORAGE as well; without one, no such step.
+    shared_env = {**env, "FAILOVER_BREAKER_STORAGE": url}
+    assert "shared breaker: B saw aws" in failover_cli("drill", *args, env=shared_env).stdout
+    assert "shared breaker" not in failover_cli("drill", *args, env=env).stdout
+
+
+def test_drill_fails_when_the_breaker_storage_cannot_be_reached(
+    failover_cli: Invoke, memory_urls: list[str]
+) -> None:
+    url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"  # nobody listens
+    env = {**BRISK, "FAILOVER_BACKENDS": ",".join(memory_urls), "FAILOVER_BREAKER_STORAGE": url}
+    result = failover_cli(
+        "drill", "--backend", "aws", "--objects", "2", "--outage", "error", env=env
+    )
+    assert result.exit_code == 1, result.output
+    assert "✗ shared breaker: B saw aws open after A's failures: no" in result.stdout
+    assert "aws (shared breaker): the breaker storage redis://***@127.0.0.1:" in result.stdout
+    assert "failed: ConnectionError" in result.stdout
+    assert "hunter2" not in result.output
+    assert _scratch_left(memory_urls, "") == []

@@ -13,6 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from failover.testing.emulators import EmulatorProcess, redis_url
+
 from .conftest import Invoke, run_module
 
 EMULATORS = ("moto_server", "azurite_server", "fake_gcs_server")
@@ -96,6 +98,41 @@ def test_demo_with_directories(failover_cli: Invoke) -> None:
     assert _row(output, "acknowledged writes on every replica").endswith("PASS")
     _assert_fleet_act(output, down="gcp")
     assert "every invariant held" in output
+
+
+def test_demo_shares_breakers_through_redis(
+    failover_cli: Invoke, redis_server: EmulatorProcess
+) -> None:
+    redis = pytest.importorskip("redis")
+    url = redis_url(redis_server, namespace="cli-demo")
+    args = ("--clouds", "local", "--objects", "20", "--down", "gcp", "--outage-seconds", "1")
+    result = failover_cli("demo", *args, "--breaker-storage", url)
+    output = result.stdout
+    assert result.exit_code == 0, output
+    assert "shared breakers act: hosts A and B keep their breakers in redis://" in output
+    assert _row(output, "shared breaker: B saw gcp open after A's failures").startswith("yes (")
+    assert _row(output, "shared breaker: B saw gcp open after A's failures").endswith("PASS")
+    assert _row(output, "shared breaker: B's calls to gcp while it was open") == "0 PASS"
+    assert "every invariant held" in output
+    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    try:
+        assert client.keys("cli-demo*") == []  # the demo's namespace is removed
+    finally:
+        client.close()
+
+
+def test_demo_without_breaker_storage_has_no_shared_act(failover_cli: Invoke) -> None:
+    args = ("--clouds", "local", "--objects", "5", "--down", "aws", "--outage-seconds", "0.5")
+    output = failover_cli("demo", *args).stdout
+    assert "every invariant held" in output
+    assert "shared breaker" not in output
+
+
+def test_demo_never_echoes_a_bad_breaker_storage(failover_cli: Invoke) -> None:
+    result = failover_cli("demo", "--breaker-storage", "memcached://:hunter2@cache")
+    assert result.exit_code == 2
+    assert "--breaker-storage: unknown scheme 'memcached'" in result.output
+    assert "hunter2" not in result.output
 
 
 def test_demo_rejects_an_unknown_cloud(failover_cli: Invoke) -> None:

@@ -51,3 +51,13 @@ def test_every_page_in_the_nav_exists() -> None:
     pages = re.findall(r":\s+(\S+\.md)\s*$", config, re.MULTILINE)
     assert "index.md" in pages
     assert [page for page in pages if not (DOCS / page).is_file()] == []
+
+
+def test_every_prometheus_family_is_in_the_observe_page() -> None:
+    from failover.telemetry import PROMETHEUS
+    from failover.types import field_name
+
+    page = (DOCS / "observe.md").read_text(encoding="utf-8")
+    for family in PROMETHEUS.values():
+        assert f"| `{family}` |" in page, family  # the reference table
+        assert f"| `{field_name(family)}`" in page, family  # the CLI and events table

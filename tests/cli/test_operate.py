@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
 import pytest
 
 from failover import Settings, Storage
 from failover.backends import from_url
 from failover.errors import BackendUnavailable
+from failover.telemetry import PROMETHEUS
 from failover.testing import FaultyBackend
+from failover.types import field_name
 
 from .conftest import Invoke
 
@@ -54,6 +57,52 @@ def test_status_fails_when_a_backend_does_not_answer(
     assert "BackendUnavailable" in by_name["dead"]["answer"]
     assert by_name["aws"]["ok"] is True
     assert by_name["aws"]["pending_repairs"] == 0
+
+
+def test_status_json_names_quantities_like_the_metrics(
+    failover_cli: Invoke, backends_arg: list[str]
+) -> None:
+    result = failover_cli(*backends_arg, "status", "--json")
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    metric_keys = {field_name(family) for family in PROMETHEUS.values()}
+    for entry in entries:
+        assert entry["backend"] == entry["name"]
+        assert entry["breaker_state"] == entry["state"] == "closed"
+        assert entry["health_score"] == entry["score"]
+        assert entry["latency_seconds"] == pytest.approx(entry["latency_ms"] / 1000, abs=1e-6)
+        assert entry["error_ratio"] == entry["error_rate"] == 0
+        assert entry["repairs_pending"] == entry["pending_repairs"] == 0
+        assert entry["hints_outstanding"] == 0
+        assert entry["hints_oldest_age_seconds"] == 0
+        # every per-backend gauge of the collector is here under its field name
+        gauges = metric_keys - {"requests", "operation_duration_seconds"}
+        assert gauges <= set(entry)
+
+
+def test_status_counts_the_hints_kept_for_a_backend(
+    failover_cli: Invoke, backends_arg: list[str], memory_urls: list[str], cli_env: dict[str, str]
+) -> None:
+    # An application on another host wrote while "gcp" was down: aws and azure keep hints.
+    backends = [FaultyBackend(from_url(url)) for url in memory_urls]
+    backends[2].set(error_rate=1.0, error=BackendUnavailable)
+    settings = Settings.from_urls(
+        memory_urls,
+        journal=str(Path(cli_env["FAILOVER_JOURNAL"]).with_suffix(".other")),
+        repair_interval_seconds=0,
+    )
+    with Storage(backends, settings=settings) as store:
+        store.put("one", b"1")
+        store.put("two", b"2")
+    result = failover_cli(*backends_arg, "status", "--json")
+    assert result.exit_code == 0, result.output
+    by_name = {entry["backend"]: entry for entry in json.loads(result.stdout)}
+    assert by_name["gcp"]["hints_outstanding"] == 2  # the same two hints on both holders
+    assert by_name["gcp"]["hints_oldest_age_seconds"] >= 0
+    assert by_name["gcp"]["repairs_pending"] == 0  # that host's journal is not this one
+    assert by_name["aws"]["hints_outstanding"] == 0
+    table = failover_cli(*backends_arg, "status")
+    assert "2 (oldest" in table.stdout
 
 
 def test_status_watch_opens_the_breaker_of_a_dead_backend(

@@ -40,6 +40,7 @@ def test_every_variable_is_read() -> None:
         "FAILOVER_RETRY_ATTEMPTS": "4",
         "FAILOVER_BREAKER_FAIL_MAX": "2",
         "FAILOVER_BREAKER_RESET_SECONDS": "1.5",
+        "FAILOVER_BREAKER_STORAGE": "redis://:pw@cache.internal:6380/2?namespace=shop",
         "FAILOVER_JOURNAL": "/tmp/j.sqlite",
         "FAILOVER_REPAIR_INTERVAL_SECONDS": "0",
         "FAILOVER_MAX_CLOCK_SKEW_SECONDS": "5",
@@ -58,6 +59,13 @@ def test_every_variable_is_read() -> None:
     )
     assert (s.timeout_seconds, s.deadline_seconds, s.retry_attempts) == (2.5, 7, 4)
     assert (s.breaker_fail_max, s.breaker_reset_seconds) == (2, 1.5)
+    assert s.breaker_storage is not None
+    assert (s.breaker_storage.host, s.breaker_storage.port, s.breaker_storage.db) == (
+        "cache.internal",
+        6380,
+        2,
+    )
+    assert (s.breaker_storage.namespace, s.breaker_storage.password) == ("shop", "pw")
     assert (s.journal, s.repair_interval_seconds) == ("/tmp/j.sqlite", 0)
     assert (s.max_clock_skew_seconds, s.tombstone_grace_seconds) == (5, 600)
     assert s.required_acks == 3
@@ -206,6 +214,7 @@ BAD_VALUES: dict[str, tuple[str, str]] = {
     "FAILOVER_RETRY_ATTEMPTS": ("1.5", "'1.5' is invalid"),
     "FAILOVER_BREAKER_FAIL_MAX": ("0", "'0' is invalid"),
     "FAILOVER_BREAKER_RESET_SECONDS": ("inf", "'inf' is invalid"),
+    "FAILOVER_BREAKER_STORAGE": ("memcached://:hunter2@cache:11211", "unknown scheme 'memcached'"),
     "FAILOVER_JOURNAL": ("/var/lib/app/failover/", "is a directory, not a file"),
     "FAILOVER_REPAIR_INTERVAL_SECONDS": ("-1", "'-1' is invalid"),
     "FAILOVER_MAX_CLOCK_SKEW_SECONDS": ("0", "'0' is invalid"),

@@ -126,6 +126,7 @@ BAD_VALUES: dict[str, tuple[str, str]] = {
     "FAILOVER_RETRY_ATTEMPTS": ("zero", "'zero' is invalid"),
     "FAILOVER_BREAKER_FAIL_MAX": ("0", "'0' is invalid"),
     "FAILOVER_BREAKER_RESET_SECONDS": ("-1", "'-1' is invalid"),
+    "FAILOVER_BREAKER_STORAGE": ("redis://:hunter2@cache/x", "must be a database number"),
     "FAILOVER_INVOKE_READ_POLICY": ("fastest", "'fastest' is invalid"),
     "FAILOVER_INVOKE_HEDGE_DELAY_MS": ("nan", "'nan' is invalid"),
     "FAILOVER_INVOKE_TIMEOUT_SECONDS": ("-1", "'-1' is invalid"),
@@ -133,6 +134,7 @@ BAD_VALUES: dict[str, tuple[str, str]] = {
     "FAILOVER_INVOKE_RETRY_ATTEMPTS": ("0", "'0' is invalid"),
     "FAILOVER_INVOKE_BREAKER_FAIL_MAX": ("2.5", "'2.5' is invalid"),
     "FAILOVER_INVOKE_BREAKER_RESET_SECONDS": ("0", "'0' is invalid"),
+    "FAILOVER_INVOKE_BREAKER_STORAGE": ("redis://cache?colour=red", "unknown parameter(s) colour"),
     "FAILOVER_INVOKE_FUNCTION_ERROR": ("ignore", "'ignore' is invalid"),
 }
 _ACCEPTED = {
@@ -181,6 +183,7 @@ BAD_KEYWORDS: dict[str, tuple[object, str]] = {
     "retry_attempts": (1.5, "'1.5' is invalid"),
     "breaker_fail_max": (0, "'0' is invalid"),
     "breaker_reset_seconds": ("-1", "'-1' is invalid"),
+    "breaker_storage": ("tcp://cache:6379", "unknown scheme 'tcp'"),
 }
 
 

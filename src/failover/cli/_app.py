@@ -88,6 +88,15 @@ def demo(
     outage_seconds: Annotated[
         float, typer.Option(min=0.5, help="How long that cloud stays down.")
     ] = 5.0,
+    breaker_storage: Annotated[
+        str | None,
+        typer.Option(
+            "--breaker-storage",
+            metavar="URL",
+            help="A Redis for shared breakers (redis://host:port/db): adds an act where "
+            "host A's open breaker is seen by host B (in a namespace of the demo's own).",
+        ),
+    ] = None,
 ) -> None:
     """Three local clouds, one of them lost, nothing lost (no cloud account needed).
 
@@ -95,8 +104,10 @@ def demo(
     keeps reading and writing (live view), brings it back, repairs, checks every
     replica. Then the fleet act: while the cloud is down again one instance writes and
     deletes and its host is lost with its journal; another instance repairs that work
-    from the hints the other clouds kept. Prints a summary; exits 0 only if every
-    invariant held.
+    from the hints the other clouds kept. With --breaker-storage, a last act: host A's
+    breaker for the downed cloud opens and host B, sharing breakers through Redis, sees
+    it open and stops calling it. Prints a summary; exits 0 only if every invariant
+    held.
     """
     console = stdout()
     with handle_errors(), terminate_on_sigterm():
@@ -106,6 +117,7 @@ def demo(
                 clouds=cast(CloudMode, clouds),  # DemoOptions rejects other values
                 down=down,
                 outage_seconds=outage_seconds,
+                breaker_storage=breaker_storage,
             )
             result = run_demo(options, console)
         except EmulatorError as exc:

@@ -138,6 +138,16 @@ def drill(
             "another instance must complete its writes and deletes from the hints.",
         ),
     ] = False,
+    breaker_storage: Annotated[
+        str | None,
+        typer.Option(
+            "--breaker-storage",
+            metavar="URL",
+            help="Shared breaker storage to rehearse (redis://host:port/db; default: "
+            "FAILOVER_BREAKER_STORAGE). With one, instance A meets an outage and "
+            "instance B must see A's breaker open (in a namespace of the drill's own).",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Rehearse losing each configured backend, in a scratch prefix.
@@ -147,8 +157,11 @@ def drill(
     back, repair, check that every replica holds every acknowledged write, and delete
     the scratch objects. With --fleet, then: two instances with their own journals;
     while the backend is down one writes and deletes, then is lost with its journal;
-    the other's repair must complete that work from the hints the replicas keep.
-    Exits 1 if a read or write failed or any data would have been lost.
+    the other's repair must complete that work from the hints the replicas keep. With
+    shared breakers (--breaker-storage or FAILOVER_BREAKER_STORAGE): two instances;
+    the first backend goes down for one until its breaker opens, and the other must see
+    it open and stop calling it. Exits 1 if a read or write failed, any data would have
+    been lost, or a shared breaker was not seen.
     """
     if outage not in ("hang", "error"):
         stderr().print("[bold red]error:[/] --outage must be 'hang' or 'error'")
@@ -176,6 +189,7 @@ def drill(
             outage=kind,
             prefix=prefix,
             fleet=fleet,
+            breaker_storage=breaker_storage,
             on_progress=say,
         )
     if json_output:
@@ -191,6 +205,13 @@ def drill(
         for lost in report.fleet:
             for line in lost.problems:
                 console.print(f"[red]✗[/] {escape(lost.backend)} (fleet): {escape(line)}")
+        for shared in report.shared:
+            mark = "[green]✓[/]" if shared.passed else "[red]✗[/]"
+            console.print(f"{mark} {escape(shared.summary)} [dim]({escape(shared.storage)})[/]")
+            for line in shared.problems:
+                console.print(
+                    f"[red]✗[/] {escape(shared.backend)} (shared breaker): {escape(line)}"
+                )
         if report.passed:
             console.print(
                 "[bold green]drill passed[/]: every backend was lost once; no read or write "

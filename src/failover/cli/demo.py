@@ -15,7 +15,11 @@ Storage) when they are installed, otherwise three local directories. Then it:
    While the same cloud is down again, host A writes and deletes a few objects, then
    its host is lost (closed, journal deleted). The cloud comes back and host B, whose
    journal knows nothing of that work, repairs it from the hints the other clouds
-   kept; each cloud is then read directly, and no hint may be left.
+   kept; each cloud is then read directly, and no hint may be left;
+6. with ``--breaker-storage redis://…`` only, the shared breakers act: hosts A and B
+   keep their breakers in that Redis (under a namespace of the demo's own, removed at
+   the end); the cloud goes down while host A writes until its breaker opens, and host
+   B must see that breaker open and send the cloud no call.
 
 It ends with a summary table and exits 0 only if every invariant held. Everything it
 started (emulators, proxies, temporary directories, environment variables) is stopped
@@ -33,7 +37,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -49,16 +53,20 @@ from rich.text import Text
 
 from failover._storage import Storage
 from failover.backends import Backend, from_url
+from failover.breaker_storage import BreakerStorageURL, parse_breaker_storage
 from failover.config import Settings
 from failover.drill import (
     BreakerTimeline,
     FleetDrill,
     MeteredBackend,
+    SharedBreakerDrill,
     check_replicas,
     rehearse_lost_host,
+    rehearse_shared_breaker,
     settle_repairs,
 )
 from failover.errors import ConfigError, FailoverError
+from failover.events import EventHook
 from failover.replication.hints import HINT_PREFIX
 from failover.testing import FaultProxy, FaultyBackend
 from failover.testing.emulators import (
@@ -110,6 +118,8 @@ class DemoOptions:
         timeout_seconds: one attempt's timeout (how long a blackholed call waits).
         breaker_fail_max: consecutive failures that open a breaker.
         breaker_reset_seconds: open breakers admit a trial after this long.
+        breaker_storage: a ``redis://`` URL: adds the shared breakers act (``None``,
+            the default, leaves it out).
     """
 
     objects: int = 300
@@ -121,6 +131,7 @@ class DemoOptions:
     timeout_seconds: float = 1.0
     breaker_fail_max: int = 3
     breaker_reset_seconds: float = 1.0
+    breaker_storage: str | None = None
 
     def __post_init__(self) -> None:
         if self.down not in CLOUDS:
@@ -131,6 +142,20 @@ class DemoOptions:
             raise ConfigError(f"--outage-seconds must be > 0, got {self.outage_seconds}")
         if self.clouds not in ("auto", "emulators", "local"):
             raise ConfigError(f"--clouds must be auto, emulators or local, not {self.clouds!r}")
+        self.shared_breakers()  # validates the URL (its errors never quote a password)
+
+    def shared_breakers(self) -> BreakerStorageURL | None:
+        """The parsed ``breaker_storage``, or ``None`` without one.
+
+        Raises:
+            ConfigError: it is not ``local`` nor a ``redis://`` URL.
+        """
+        if self.breaker_storage is None:
+            return None
+        try:
+            return parse_breaker_storage(self.breaker_storage)
+        except ConfigError as exc:
+            raise ConfigError(f"--breaker-storage: {exc}") from exc
 
 
 class DemoClouds:
@@ -581,6 +606,9 @@ class _Run:
             outage = self._outage(store)
             rows = self._finish(store, outage)
         rows += self._fleet()
+        shared = self.options.shared_breakers()
+        if shared is not None:
+            rows += self._shared_breakers(shared)
         return DemoResult(
             rows=rows, seconds=time.monotonic() - self.began, emulators=self.clouds.using_emulators
         )
@@ -755,6 +783,52 @@ class _Run:
             say(f"[red]✗[/] fleet: {escape(line)}")
         return _fleet_rows(lost, victim=victim, hints_left=hints_left, where=where)
 
+    def _shared_breakers(self, url: BreakerStorageURL) -> tuple[SummaryRow, ...]:
+        """The shared breakers act: host A's open breaker, seen by host B through Redis."""
+        victim = self.options.down
+        say = self.console.print
+        own = url.with_namespace(f"{url.namespace[:32]}.demo-{os.urandom(3).hex()}")
+        say(
+            f"[bold]shared breakers act[/]: hosts A and B keep their breakers in "
+            f"{escape(own.redacted)}; {victim} goes down while host A writes"
+        )
+        settings = self.settings.with_options(
+            breaker_storage=own,
+            # Long enough that host B cannot reach its own trial while it is checked.
+            breaker_reset_seconds=max(self.options.breaker_reset_seconds, 10.0),
+        )
+
+        def connect(journal: str, hooks: Sequence[EventHook]) -> Storage:
+            backends: list[Backend] = [MeteredBackend(b) for b in self.clouds.connect()]
+            try:
+                return Storage(
+                    backends, settings=settings.with_options(journal=journal), hooks=hooks
+                )
+            except BaseException:
+                for backend in backends:
+                    backend.close()
+                raise
+
+        def forget() -> None:
+            from failover.shared_breakers import forget_namespace  # noqa: PLC0415
+
+            forget_namespace(own)
+
+        result = rehearse_shared_breaker(
+            connect,
+            target=victim,
+            take_down=self.clouds.take_down,
+            bring_back=self.clouds.bring_back,
+            scratch=f"{_PREFIX}shared/",
+            journal_dir=self.clouds.workdir,
+            forget=forget,
+            clean_up=False,  # the clouds go away with the demo; Redis is cleaned
+            on_progress=lambda line: say(f"  [dim]shared:[/] {escape(line)}"),
+        )
+        for line in result.problems:
+            say(f"[red]✗[/] shared breakers: {escape(line)}")
+        return _shared_rows(result)
+
     def _hints_left(self) -> tuple[int | None, str]:
         """Every object under the hint prefix, on every cloud (read directly)."""
         backends = self.clouds.connect()
@@ -811,6 +885,26 @@ def _fleet_rows(
             "fleet: hints left",
             "unknown" if hints_left is None else str(hints_left) + (f" ({where})" if where else ""),
             hints_left == 0 and lost.hints_left == 0,
+        ),
+    )
+
+
+def _shared_rows(result: SharedBreakerDrill) -> tuple[SummaryRow, ...]:
+    """The summary rows of the shared breakers act."""
+    victim = result.backend
+    seen = "yes" if result.seen else "no"
+    if result.seen_after_seconds is not None:
+        seen += f" ({result.seen_after_seconds:.2f} s after it opened)"
+    return (
+        SummaryRow(
+            f"shared breaker: B saw {victim} open after A's failures",
+            seen,
+            result.opened and result.seen and not result.problems,
+        ),
+        SummaryRow(
+            f"shared breaker: B's calls to {victim} while it was open",
+            "unknown" if result.b_calls is None else str(result.b_calls),
+            result.b_calls == 0 and result.errors == 0,
         ),
     )
 

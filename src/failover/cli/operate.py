@@ -20,6 +20,7 @@ from rich.text import Text
 
 from failover._storage import Storage
 from failover.backends import parse_backend_url
+from failover.backends.base import replica_identity
 from failover.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -31,14 +32,28 @@ from failover.cli._common import (
 )
 from failover.config import Settings
 from failover.errors import BackendTimeout, NotFoundError, is_transient
+from failover.replication.hints import target_prefix
 from failover.resilience import BreakerRegistry, HealthTracker
 from failover.types import BackendHealth, ReconcileReport
 
-__all__ = ["BackendProber", "ProbeResult", "reconcile", "repair", "status"]
+__all__ = ["BackendProber", "HintCount", "ProbeResult", "reconcile", "repair", "status"]
 
 #: The key status probes ask for; it is never written, so "not found" is the healthy answer.
 PROBE_KEY = "failover-status-probe/does-not-exist"
 _STATE_STYLE = {"closed": "green", "half-open": "yellow", "open": "bold red"}
+
+
+@dataclass(frozen=True, slots=True)
+class HintCount:
+    """The hints the other replicas keep for one backend, as the latest probe listed them.
+
+    Attributes:
+        outstanding: distinct keys the backend missed an action on.
+        oldest_age_seconds: age of the oldest of those hints (0 when there is none).
+    """
+
+    outstanding: int
+    oldest_age_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +67,27 @@ class ProbeResult:
         location: ``scheme://bucket/prefix`` (never a credential).
         answer: ``"ok"``, or the error the probe met.
         ok: whether the backend answered the latest probe.
+        hints: the hints kept for this backend on the replicas that answered;
+            ``None`` when no other replica could be listed.
     """
 
     health: BackendHealth
     location: str
     answer: str
     ok: bool
+    hints: HintCount | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
+        """JSON-ready fields.
+
+        The quantities that are also metrics are named like them
+        (:func:`failover.types.field_name`: ``breaker_state``, ``health_score``,
+        ``latency_seconds``, ``error_ratio``, ``repairs_pending``, ``hints_outstanding``,
+        ``hints_oldest_age_seconds``). The older keys (``name``, ``state``, ``score``,
+        ``latency_ms``, ``error_rate``, ``pending_repairs``) stay for existing scripts.
+        """
         h = self.health
+        hints = self.hints
         return {
             "name": h.name,
             "location": self.location,
@@ -72,6 +98,11 @@ class ProbeResult:
             "latency_ms": round(h.latency_ms, 3),
             "error_rate": round(h.error_rate, 4),
             "pending_repairs": h.pending_repairs,
+            **h.to_dict(),
+            "hints_outstanding": None if hints is None else hints.outstanding,
+            "hints_oldest_age_seconds": (
+                None if hints is None else round(hints.oldest_age_seconds, 3)
+            ),
         }
 
 
@@ -79,8 +110,10 @@ class BackendProber:
     """Probes every backend of a Storage in parallel and tracks health like routing does.
 
     Each probe is one ``head`` of a key that does not exist (a not-found answer proves
-    the backend is up). Outcomes feed a :class:`~failover.resilience.HealthTracker` and
-    a :class:`~failover.resilience.BreakerRegistry` configured like the Storage's, so
+    the backend is up); a backend that answers is then asked for the hints it keeps
+    for the others (one listing per other backend). Outcomes feed a
+    :class:`~failover.resilience.HealthTracker` and a
+    :class:`~failover.resilience.BreakerRegistry` configured like the Storage's, so
     repeated probes (``--watch``) show the breaker opening and closing as the
     application's would. A backend whose breaker is open is not probed until it admits a
     trial.
@@ -108,10 +141,15 @@ class BackendProber:
         self._answers: dict[str, tuple[str, bool]] = dict.fromkeys(
             self._names, ("not probed", False)
         )
+        self._identities = {name: replica_identity(b) for name, b in self._backends.items()}
+        # With one backend nothing is ever hinted; otherwise unknown until listed.
+        single = HintCount(0, 0.0) if len(self._names) == 1 else None
+        self._hints: dict[str, HintCount | None] = dict.fromkeys(self._names, single)
 
     def probe(self) -> list[ProbeResult]:
         """Probe every backend once (in parallel) and return the results in priority order."""
         results: queue.Queue[tuple[str, BaseException | None, float]] = queue.Queue()
+        listings: queue.Queue[tuple[str, _Listing | None]] = queue.Queue()
         started: dict[str, float] = {}
         for name in self._names:
             if not self._breakers.allow(name):
@@ -121,7 +159,10 @@ class BackendProber:
             started[name] = time.monotonic()
             # Daemon threads: a probe stuck on a dead endpoint must not delay exit.
             threading.Thread(
-                target=self._probe_one, args=(name, results), daemon=True, name=f"probe-{name}"
+                target=self._probe_one,
+                args=(name, results, listings),
+                daemon=True,
+                name=f"probe-{name}",
             ).start()
         give_up = time.monotonic() + self._timeout + 0.5
         while started:
@@ -134,6 +175,8 @@ class BackendProber:
         for name, began in started.items():
             timeout = BackendTimeout(f"no answer within {self._timeout:g} s", backend=name)
             self._record(name, timeout, time.monotonic() - began)
+        if len(self._names) > 1:
+            self._count_hints(listings, [n for n in self._names if self._answers[n][1]])
         return self.results()
 
     def results(self) -> list[ProbeResult]:
@@ -145,11 +188,16 @@ class BackendProber:
             health = self._health.snapshot(name).to_backend_health(
                 state=self._breakers.state(name), pending_repairs=journal[name].pending_repairs
             )
-            out.append(ProbeResult(health, self._locations[name], answer, ok))
+            out.append(
+                ProbeResult(health, self._locations[name], answer, ok, hints=self._hints[name])
+            )
         return out
 
     def _probe_one(
-        self, name: str, results: queue.Queue[tuple[str, BaseException | None, float]]
+        self,
+        name: str,
+        results: queue.Queue[tuple[str, BaseException | None, float]],
+        listings: queue.Queue[tuple[str, _Listing | None]],
     ) -> None:
         began = time.monotonic()
         error: BaseException | None = None
@@ -160,6 +208,47 @@ class BackendProber:
         except Exception as exc:  # noqa: BLE001 - any failure is what the probe reports
             error = exc
         results.put((name, error, time.monotonic() - began))
+        if error is None and len(self._names) > 1:
+            listings.put((name, self._list_hints(name)))
+
+    def _list_hints(self, holder: str) -> _Listing | None:
+        """The hints ``holder`` keeps per other backend: hint object to its write time."""
+        backend = self._backends[holder]
+        found: _Listing = {}
+        try:
+            for target, identity in self._identities.items():
+                if target != holder:
+                    found[target] = {
+                        o.key: o.last_modified.timestamp()
+                        for o in backend.list(target_prefix(identity))
+                    }
+        except Exception:  # noqa: BLE001 - an unlisted holder leaves the count unknown
+            return None
+        return found
+
+    def _count_hints(
+        self, listings: queue.Queue[tuple[str, _Listing | None]], holders: list[str]
+    ) -> None:
+        """Merge the holders' listings (a hint's key is the same on every holder)."""
+        merged: dict[str, dict[str, float]] = {}
+        waiting = set(holders)
+        give_up = time.monotonic() + self._timeout
+        while waiting:
+            try:
+                holder, listing = listings.get(timeout=max(0.0, give_up - time.monotonic()))
+            except queue.Empty:
+                break
+            waiting.discard(holder)
+            for target, hints in (listing or {}).items():
+                merged.setdefault(target, {}).update(hints)
+        now = time.time()
+        for name in self._names:
+            if name not in merged:
+                self._hints[name] = None  # no other replica could be listed
+                continue
+            written = merged[name].values()
+            oldest = max((now - t for t in written), default=0.0)
+            self._hints[name] = HintCount(len(written), max(0.0, oldest))
 
     def _record(self, name: str, exc: BaseException | None, elapsed: float) -> None:
         # Fed exactly as the dispatcher feeds them: only transient failures count
@@ -176,6 +265,10 @@ class BackendProber:
             self._answers[name] = (f"{type(exc).__name__}: {exc}", False)
 
 
+#: Per other backend, the hint objects one holder keeps: key to write time (epoch seconds).
+_Listing = dict[str, dict[str, float]]
+
+
 def _location(url: str) -> str:
     parsed = parse_backend_url(url)
     return f"{parsed.scheme}://{parsed.bucket}" + (f"/{parsed.prefix}" if parsed.prefix else "")
@@ -185,7 +278,7 @@ def status_table(results: list[ProbeResult], *, title: str) -> RenderableType:
     """The health table, then one line per backend that did not answer."""
     table = Table(title=title, title_justify="left", expand=False, box=box.SIMPLE_HEAD)
     table.add_column("backend", overflow="fold")
-    for column in ("probe", "breaker", "score", "latency", "errors", "repairs due"):
+    for column in ("probe", "breaker", "score", "latency", "errors", "repairs due", "hints"):
         justify = "left" if column in ("probe", "breaker") else "right"
         table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     problems = []
@@ -205,8 +298,17 @@ def status_table(results: list[ProbeResult], *, title: str) -> RenderableType:
             f"{h.latency_ms:.0f} ms",
             f"{h.error_rate:.0%}",
             Text(str(h.pending_repairs), "yellow" if h.pending_repairs else ""),
+            _hints_cell(result.hints),
         )
     return Group(table, *problems)
+
+
+def _hints_cell(hints: HintCount | None) -> Text:
+    if hints is None:
+        return Text("?", "dim")
+    if not hints.outstanding:
+        return Text("0")
+    return Text(f"{hints.outstanding} (oldest {hints.oldest_age_seconds:.0f} s)", "yellow")
 
 
 def status(
@@ -231,7 +333,7 @@ def status(
         bool, typer.Option("--json", help="Print the last probe's results as JSON.")
     ] = False,
 ) -> None:
-    """Probe every backend and show its health: breaker, score, latency, pending repairs.
+    """Probe every backend and show its health: breaker, score, latency, repairs, hints.
 
     Exits 1 if a backend did not answer the last probe.
     """

@@ -24,7 +24,7 @@ from failover.invoke.base import (
 from failover.invoke.config import FunctionErrorPolicy, InvokerSettings
 from failover.invoke.errors import FunctionError, RequestRejected
 from failover.resilience import Clock
-from failover.telemetry import Telemetry, default_tracer
+from failover.telemetry import Peer, Telemetry, default_tracer
 from failover.types import BackendHealth
 
 __all__ = ["Invoker"]
@@ -82,7 +82,9 @@ class Invoker:
             settings = settings.with_options(**options)
         self._settings = settings
         self._targets: dict[str, InvocationTarget] = {t.name: t for t in targets}
-        self._telemetry = Telemetry(tracer=default_tracer())
+        self._telemetry = Telemetry(
+            tracer=default_tracer(), peers={t.name: Peer.of(t) for t in targets}
+        )
         self._dispatch = Dispatcher(
             names,
             settings=settings.resilience,
@@ -91,6 +93,7 @@ class Invoker:
             rng=rng,
             workers_per_backend=_WORKERS_PER_TARGET,
             telemetry=self._telemetry,
+            breaker_keys={name: f"function|{name}" for name in names},
         )
         self._closed = False
         self._lock = threading.Lock()

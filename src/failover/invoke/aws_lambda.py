@@ -168,6 +168,11 @@ class LambdaTarget:
         """The target's name."""
         return self._name
 
+    @property
+    def endpoint_url(self) -> str:
+        """The Lambda endpoint the client calls (the region's, or ``endpoint_url``)."""
+        return str(self._client.meta.endpoint_url)
+
     def __repr__(self) -> str:
         qualifier = f":{self._qualifier}" if self._qualifier else ""
         return f"LambdaTarget(name={self._name!r}, function={self._function + qualifier!r})"

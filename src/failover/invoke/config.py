@@ -22,6 +22,8 @@ variable                                  meaning
 ``FAILOVER_[INVOKE_]RETRY_ATTEMPTS``      attempts per target for transient errors
 ``FAILOVER_[INVOKE_]BREAKER_FAIL_MAX``    consecutive failures that open a breaker
 ``FAILOVER_[INVOKE_]BREAKER_RESET_SECONDS``  open -> half-open after
+``FAILOVER_[INVOKE_]BREAKER_STORAGE``     ``local`` or ``redis://…``: breakers shared
+                                          by every instance (``failover[redis]``)
 ``FAILOVER_INVOKE_FUNCTION_ERROR``        ``failover`` (default) · ``raise``: what a
                                           function's own error does
 ========================================  ===============================================
@@ -81,6 +83,7 @@ INVOKE_OPTIONS: tuple[str, ...] = (
     "retry_attempts",
     "breaker_fail_max",
     "breaker_reset_seconds",
+    "breaker_storage",
 )
 _FUNCTION_ERROR = "function_error"
 _FUNCTION_ERROR_VARIABLE = INVOKE_ENV_PREFIX + _FUNCTION_ERROR.upper()

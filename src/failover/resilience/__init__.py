@@ -20,7 +20,9 @@ by a future async facade. Each module has one job:
 
 from __future__ import annotations
 
-from failover.resilience.breaker import BreakerRegistry, ClockedCircuitBreaker, OnStateChange
+from typing import TYPE_CHECKING, Any
+
+from failover.resilience.breaker import BreakerRegistry, OnStateChange
 from failover.resilience.budget import RetryBudget
 from failover.resilience.clock import Clock, ManualClock, SystemClock
 from failover.resilience.deadline import Deadline
@@ -35,6 +37,9 @@ from failover.resilience.routing import (
     Router,
     nearest_rank,
 )
+
+if TYPE_CHECKING:
+    from failover.resilience._clocked_breaker import ClockedCircuitBreaker
 
 __all__ = [
     "BreakerRegistry",
@@ -58,3 +63,15 @@ __all__ = [
     "call_with_retries",
     "nearest_rank",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Defining ClockedCircuitBreaker imports pybreaker, which imports the redis client
+    # when it is installed: loaded on first use, not by ``import failover``.
+    if name == "ClockedCircuitBreaker":
+        from failover.resilience._clocked_breaker import (  # noqa: PLC0415
+            ClockedCircuitBreaker,
+        )
+
+        return ClockedCircuitBreaker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

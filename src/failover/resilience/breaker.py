@@ -2,8 +2,10 @@
 
 The state machine and its storage are pybreaker's (one ``pybreaker.CircuitBreaker`` per
 backend name, state in a ``CircuitBreakerStorage``, so a ``CircuitRedisStorage`` can be
-plugged in through ``storage_factory`` to share breakers across a fleet). What differs
-is *how* it is driven:
+plugged in through ``storage_factory`` to share breakers across a fleet: with
+``FAILOVER_BREAKER_STORAGE`` the dispatcher plugs in :mod:`failover.shared_breakers`,
+which wraps it with a local fallback). pybreaker itself is imported when the first
+registry is built, not by ``import failover``. What differs is *how* it is driven:
 
 * pybreaker holds one lock for the whole of ``CircuitBreaker.call()``, so running the
   backend call inside it would serialise every call to that backend. The registry never
@@ -44,15 +46,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn, cast
-
-import pybreaker
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from failover.errors import ConfigError, is_transient
 from failover.resilience.clock import Clock, SystemClock
 from failover.types import BreakerState
+
+if TYPE_CHECKING:
+    import pybreaker
+
+    from failover.resilience._clocked_breaker import ClockedCircuitBreaker
 
 __all__ = ["BreakerRegistry", "ClockedCircuitBreaker", "OnStateChange"]
 
@@ -61,67 +66,33 @@ logger = logging.getLogger(__name__)
 OnStateChange = Callable[[str, BreakerState, BreakerState], None]
 """``on_state_change(name, old_state, new_state)``, called after a breaker moved."""
 
+# pybreaker's state names (``pybreaker.STATE_*``), here so that this module need not
+# import pybreaker (see failover.resilience._clocked_breaker for why).
+_CLOSED = "closed"
+_OPEN = "open"
+_HALF_OPEN = "half-open"
 
-class ClockedCircuitBreaker(pybreaker.CircuitBreaker):
-    """A ``pybreaker.CircuitBreaker`` whose ``opened_at`` comes from a given wall clock.
 
-    Everything else is pybreaker's. ``open()`` mirrors pybreaker 1.4.1's, with the
-    timestamp taken from ``wall_now`` instead of ``datetime.now(UTC)``.
-    """
-
-    def __init__(
-        self,
-        *,
-        wall_now: Callable[[], datetime],
-        fail_max: int = 5,
-        reset_timeout_seconds: float = 60.0,
-        success_threshold: int = 1,
-        listeners: Sequence[pybreaker.CircuitBreakerListener] = (),
-        state_storage: pybreaker.CircuitBreakerStorage | None = None,
-        name: str | None = None,
-    ) -> None:
-        """Create the breaker.
-
-        Args:
-            wall_now: returns the current time as an aware UTC datetime.
-            fail_max: consecutive failures that open the breaker.
-            reset_timeout_seconds: pybreaker's ``reset_timeout``.
-            success_threshold: successful trials that close a half-open breaker.
-            listeners: pybreaker listeners.
-            state_storage: pybreaker storage (in memory by default).
-            name: the backend name.
-        """
-        super().__init__(
-            fail_max=fail_max,
-            reset_timeout=reset_timeout_seconds,
-            success_threshold=success_threshold,
-            listeners=list(listeners),
-            state_storage=state_storage,
-            name=name,
+def __getattr__(name: str) -> Any:
+    # ClockedCircuitBreaker is public, but defining it imports pybreaker: do it on use.
+    if name == "ClockedCircuitBreaker":
+        from failover.resilience._clocked_breaker import (  # noqa: PLC0415
+            ClockedCircuitBreaker,
         )
-        self._wall_now = wall_now
 
-    @property
-    def opened_at(self) -> datetime | None:
-        """When the breaker last opened (from the storage), or ``None`` if never."""
-        return self._state_storage.opened_at
-
-    def open(self) -> bool:
-        """Open the circuit, stamping ``opened_at`` with the injected clock.
-
-        Returns:
-            Whether the tripping call should raise ``CircuitBreakerError`` (pybreaker's
-            ``throw_new_error_on_trip``).
-        """
-        with self._lock:
-            self._state_storage.opened_at = self._wall_now()
-            self._state_storage.state = pybreaker.STATE_OPEN
-            self.state = pybreaker.STATE_OPEN
-            return self._throw_new_error_on_trip
+        return ClockedCircuitBreaker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _RecordedFailure(Exception):
     """Raised inside pybreaker's ``call()`` to feed it a failure that happened outside."""
+
+
+def _breaker_error() -> type[Exception]:
+    """``pybreaker.CircuitBreakerError`` (pybreaker is loaded once a breaker exists)."""
+    import pybreaker  # noqa: PLC0415 - see _clocked_breaker for why
+
+    return pybreaker.CircuitBreakerError
 
 
 def _succeed() -> None:
@@ -130,32 +101,6 @@ def _succeed() -> None:
 
 def _fail() -> NoReturn:
     raise _RecordedFailure
-
-
-class _StateChangeListener(pybreaker.CircuitBreakerListener):
-    """Forwards pybreaker's state changes to the registry's callback."""
-
-    def __init__(self, name: str, callback: OnStateChange) -> None:
-        self._name = name
-        self._callback = callback
-
-    def state_change(
-        self,
-        cb: pybreaker.CircuitBreaker,
-        old_state: pybreaker.CircuitBreakerState | None,
-        new_state: pybreaker.CircuitBreakerState,
-    ) -> None:
-        if old_state is None or old_state.name == new_state.name:
-            return
-        try:
-            self._callback(
-                self._name,
-                cast("BreakerState", old_state.name),
-                cast("BreakerState", new_state.name),
-            )
-        except Exception:
-            # A broken event hook must not break the call path it observes.
-            logger.exception("on_state_change hook failed for backend %r", self._name)
 
 
 class _Entry:
@@ -253,13 +198,20 @@ class BreakerRegistry:
         with self._lock:
             entry = self._entries.get(name)
             if entry is None:
+                import pybreaker  # noqa: PLC0415 - see _clocked_breaker for why
+
+                from failover.resilience._clocked_breaker import (  # noqa: PLC0415
+                    ClockedCircuitBreaker,
+                    StateChangeListener,
+                )
+
                 storage = (
                     self._storage_factory(name)
                     if self._storage_factory is not None
                     else pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
                 )
                 listeners = (
-                    [_StateChangeListener(name, self._on_state_change)]
+                    [StateChangeListener(name, self._on_state_change)]
                     if self._on_state_change is not None
                     else []
                 )
@@ -311,10 +263,10 @@ class BreakerRegistry:
         entry = self._entry(name)
         with entry.lock:
             state = entry.breaker.state.name
-            if state == pybreaker.STATE_CLOSED:
+            if state == _CLOSED:
                 return True
             now = self._clock.monotonic()
-            if state == pybreaker.STATE_OPEN:
+            if state == _OPEN:
                 if self._open_remaining(entry) > 0:
                     return False
                 entry.breaker.half_open()
@@ -351,9 +303,9 @@ class BreakerRegistry:
         entry = self._entry(name)
         with entry.lock:
             state = entry.breaker.state.name
-            if state == pybreaker.STATE_CLOSED:
+            if state == _CLOSED:
                 return 0.0
-            if state == pybreaker.STATE_OPEN:
+            if state == _OPEN:
                 return self._open_remaining(entry)
             return self._trial_remaining(entry, self._clock.monotonic())
 
@@ -384,14 +336,14 @@ class BreakerRegistry:
         entry = self._entry(name)
         with entry.lock:
             state = entry.breaker.state.name
-            if state == pybreaker.STATE_OPEN:
+            if state == _OPEN:
                 return
-            if state == pybreaker.STATE_CLOSED and entry.breaker.fail_counter == 0:
+            if state == _CLOSED and entry.breaker.fail_counter == 0:
                 return  # the hot path: nothing to reset, so skip pybreaker's call()
             # CircuitBreakerError: another process opened it meanwhile; nothing to record.
-            with contextlib.suppress(pybreaker.CircuitBreakerError):
+            with contextlib.suppress(_breaker_error()):
                 entry.breaker.call(_succeed)
-            if state == pybreaker.STATE_HALF_OPEN:
+            if state == _HALF_OPEN:
                 entry.trial_started_at = None
 
     def record_failure(self, name: str, exc: BaseException) -> None:
@@ -412,12 +364,12 @@ class BreakerRegistry:
         entry = self._entry(name)
         with entry.lock:
             state = entry.breaker.state.name
-            if state == pybreaker.STATE_OPEN:
+            if state == _OPEN:
                 return
             # The marker comes back out, or CircuitBreakerError if this failure tripped it.
-            with contextlib.suppress(_RecordedFailure, pybreaker.CircuitBreakerError):
+            with contextlib.suppress(_RecordedFailure, _breaker_error()):
                 entry.breaker.call(_fail)
-            if state == pybreaker.STATE_HALF_OPEN:
+            if state == _HALF_OPEN:
                 entry.trial_started_at = None
 
     # -- inspection --------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Start and stop the real cloud emulators for tests, each on a free 127.0.0.1 port.
 
 moto serves S3, azurite Azure Blob Storage and fake-gcs-server Google Cloud Storage.
+:func:`start_redis` starts a throwaway redis-server, for shared breaker state
+(``FAILOVER_BREAKER_STORAGE``); :func:`redis_url` gives its URL.
 
 Example:
     >>> emu = start("s3")                       # doctest: +SKIP
@@ -20,6 +22,8 @@ import os
 from typing import TYPE_CHECKING, Any, Literal
 
 from failover.testing.emulators._process import EmulatorError, EmulatorProcess, free_port
+from failover.testing.emulators._redis import redis_url
+from failover.testing.emulators._redis import start as start_redis
 
 if TYPE_CHECKING:
     from failover.testing.proxy import FaultProxy
@@ -31,8 +35,10 @@ __all__ = [
     "EmulatorProcess",
     "apply_env",
     "create_bucket",
+    "redis_url",
     "start",
     "start_behind_proxy",
+    "start_redis",
 ]
 
 EmulatorKind = Literal["s3", "azure", "gcs"]
