@@ -10,9 +10,9 @@ Redis URL, shared by every instance of the application::
   two applications sharing one Redis never share breakers (breakers are also keyed by
   each backend's *identity*, so different buckets never mix either).
 * ``timeout_seconds`` (default 0.25): the Redis client's connect and read timeout. It
-  is never more than a tenth of ``FAILOVER_TIMEOUT_SECONDS`` nor a twentieth of
+  is never more than a quarter of ``FAILOVER_TIMEOUT_SECONDS`` nor an eighth of
   ``FAILOVER_DEADLINE_SECONDS``: a Redis that does not answer must cost a call far less
-  than its deadline.
+  than its deadline (and a loaded host must not mistake a slow answer for an outage).
 * ``retry_seconds`` (default 5): once Redis failed, how long an instance keeps to its
   local breakers before it tries Redis again.
 
@@ -125,8 +125,8 @@ class BreakerStorageURL:
     def client_timeout_seconds(self, *, attempt_seconds: float, deadline_seconds: float) -> float:
         """The Redis client's connect and read timeout for these call timeouts.
 
-        The one asked for (default 0.25 s), but at most a tenth of one attempt's
-        timeout and a twentieth of the call's deadline.
+        The one asked for (default 0.25 s), but at most a quarter of one attempt's
+        timeout and an eighth of the call's deadline.
 
         Args:
             attempt_seconds: ``FAILOVER_TIMEOUT_SECONDS``.
@@ -135,7 +135,7 @@ class BreakerStorageURL:
         wanted = (
             self.timeout_seconds if self.timeout_seconds is not None else DEFAULT_TIMEOUT_SECONDS
         )
-        return min(wanted, attempt_seconds / 10, deadline_seconds / 20)
+        return min(wanted, attempt_seconds / 4, deadline_seconds / 8)
 
     def with_namespace(self, namespace: str) -> BreakerStorageURL:
         """The same storage under another namespace (drills use one of their own).

@@ -17,7 +17,7 @@ latencies and the retry budget.
 
 * The client's connect and read timeouts are short
   (:meth:`~failover.breaker_storage.BreakerStorageURL.client_timeout_seconds`: 0.25 s,
-  at most a tenth of one attempt's timeout and a twentieth of the deadline) and it never
+  at most a quarter of one attempt's timeout and an eighth of the deadline) and it never
   retries on its own.
 * Every access to Redis is guarded: any error (refused, reset, timed out, an error
   reply, a value that is not a breaker state), or an answer that took longer than the

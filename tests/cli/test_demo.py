@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import redis
 
 from failover.testing.emulators import EmulatorProcess, redis_url
 
@@ -103,7 +104,6 @@ def test_demo_with_directories(failover_cli: Invoke) -> None:
 def test_demo_shares_breakers_through_redis(
     failover_cli: Invoke, redis_server: EmulatorProcess
 ) -> None:
-    redis = pytest.importorskip("redis")
     url = redis_url(redis_server, namespace="cli-demo")
     args = ("--clouds", "local", "--objects", "20", "--down", "gcp", "--outage-seconds", "1")
     result = failover_cli("demo", *args, "--breaker-storage", url)

@@ -104,10 +104,10 @@ def test_a_bad_url_is_named_but_never_echoed(text: str, fragment: str) -> None:
 def test_client_timeout_is_well_under_the_call_timeouts() -> None:
     url = BreakerStorageURL.parse("redis://cache")
     assert url.client_timeout_seconds(attempt_seconds=10, deadline_seconds=30) == 0.25
-    assert url.client_timeout_seconds(attempt_seconds=1, deadline_seconds=30) == 0.1
-    assert url.client_timeout_seconds(attempt_seconds=10, deadline_seconds=2) == 0.1
+    assert url.client_timeout_seconds(attempt_seconds=0.4, deadline_seconds=30) == 0.1
+    assert url.client_timeout_seconds(attempt_seconds=10, deadline_seconds=0.8) == 0.1
     slow = BreakerStorageURL.parse("redis://cache?timeout_seconds=3")
-    assert slow.client_timeout_seconds(attempt_seconds=10, deadline_seconds=30) == 1.0
+    assert slow.client_timeout_seconds(attempt_seconds=10, deadline_seconds=30) == 2.5
     quick = BreakerStorageURL.parse("redis://cache?timeout_seconds=0.05")
     assert quick.client_timeout_seconds(attempt_seconds=10, deadline_seconds=30) == 0.05
 

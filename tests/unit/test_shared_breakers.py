@@ -13,18 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis.exceptions as redis_exceptions
 
-from failover import ConfigError, Settings, Storage
+from failover import ConfigError, Settings, Storage, shared_breakers
 from failover.backends.memory import MemoryBackend
 from failover.breaker_storage import BreakerStorageURL
 from failover.errors import BackendUnavailable
 from failover.events import BreakerStorageRecovered, BreakerStorageUnavailable, Event
 from failover.resilience import BreakerRegistry, ManualClock
-
-redis_exceptions = pytest.importorskip("redis.exceptions")
-
-from failover import shared_breakers  # noqa: E402 - needs the redis client
-from failover.shared_breakers import SharedBreakers  # noqa: E402
+from failover.shared_breakers import SharedBreakers
 
 PASSWORD = "hunter2-s3cret"
 URL = BreakerStorageURL.parse(f"redis://:{PASSWORD}@cache:6379/0?namespace=t&retry_seconds=5")
