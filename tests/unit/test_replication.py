@@ -16,8 +16,9 @@ from failover.backends.base import META_SHA256, META_VERSION
 from failover.config import Settings
 from failover.payload import Payload
 from failover.replication.journal import RepairJournal
+from failover.replication.markers import is_marker, write_marker
 from failover.replication.repair import InFlight, Repairer
-from failover.replication.writer import RecentKeys, delete_if_older, write_if_newer
+from failover.replication.writer import RecentKeys, write_if_newer
 from failover.testing import FaultyBackend
 
 from ..conftest import deleted_on
@@ -173,12 +174,12 @@ def test_a_tombstone_never_deletes_a_newer_version() -> None:
     backend = MemoryBackend("m")
     with _payload(b"v5") as p:
         backend.put("k", p, content_type="x", metadata={META_VERSION: "5"})
-    assert delete_if_older(backend, "k", version="4") is False
+    assert write_marker(backend, "k", version="4").superseded
     assert backend.get("k").data == b"v5"
-    assert delete_if_older(backend, "k", version="6") is True
-    with pytest.raises(NotFoundError):
-        backend.head("k")
-    assert delete_if_older(backend, "k", version="7") is True
+    assert not write_marker(backend, "k", version="6").superseded
+    assert is_marker(backend.head("k"))
+    assert not write_marker(backend, "k", version="7").superseded
+    assert backend.head("k").metadata[META_VERSION] == "7"  # type: ignore[index]
 
 
 def test_concurrent_writers_converge_on_the_highest_version() -> None:

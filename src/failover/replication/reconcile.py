@@ -34,16 +34,13 @@ from failover.keys import RESERVED_KEY_PREFIX
 from failover.replication.journal import RepairJournal
 from failover.replication.layout import META_SHARE, Layout, bytes_match
 from failover.replication.markers import is_marker, marker_due, remove_marker, write_marker
+from failover.replication.stored import meta
 from failover.types import ReconcileReport
 
 __all__ = ["Reconciler"]
 
 #: ``progress(done, total)`` after each key.
 Progress = Callable[[int, int], None]
-
-
-def _meta(info: StoredObject, name: str) -> str:
-    return (info.metadata or {}).get(name, "")
 
 
 class Reconciler:
@@ -156,22 +153,22 @@ class Reconciler:
         fix: bool,
     ) -> int:
         replicas = {name: self._described(name, stored) for name, stored in listed.items()}
-        versioned = {n: s for n, s in replicas.items() if _meta(s, META_VERSION)}
+        versioned = {n: s for n, s in replicas.items() if meta(s, META_VERSION)}
         for name in replicas.keys() - versioned.keys():
             found["orphaned"][name].append(key)
         if not versioned:
             return 0
         # A version stamped too far ahead of this host's clock (a wrong clock, damaged
         # metadata) is not the newest: the newest trusted one replaces it.
-        trusted = [_meta(s, META_VERSION) for s in versioned.values()]
+        trusted = [meta(s, META_VERSION) for s in versioned.values()]
         trusted = [v for v in trusted if self._trusts(v)] or trusted
         newest = max(trusted)
-        marked = [_meta(s, META_VERSION) for s in versioned.values() if is_marker(s)]
+        marked = [meta(s, META_VERSION) for s in versioned.values() if is_marker(s)]
         tombstone = max([tombstone, *(v for v in marked if v in trusted)])
         if tombstone and tombstone >= newest:
             return self._reconcile_deleted(key, versioned, tombstone, found, fix=fix)
         holders = [
-            n for n in self._names if n in versioned and _meta(versioned[n], META_VERSION) == newest
+            n for n in self._names if n in versioned and meta(versioned[n], META_VERSION) == newest
         ]
         sizes = sorted(versioned[n].size for n in holders)
         reference_size = sizes[len(sizes) // 2]  # the majority's size among the holders
@@ -182,10 +179,10 @@ class Reconciler:
             if name not in replicas:
                 found["missing"][name].append(key)
                 targets.append((name, None))
-            elif name in versioned and _meta(versioned[name], META_VERSION) != newest:
+            elif name in versioned and meta(versioned[name], META_VERSION) != newest:
                 found["stale"][name].append(key)
                 # Older: written over as usual. Newer can only be untrusted: replaced.
-                older = _meta(versioned[name], META_VERSION) < newest
+                older = meta(versioned[name], META_VERSION) < newest
                 targets.append((name, None if older else versioned[name].etag))
             elif name in holders and name not in intact:
                 found["corrupt"][name].append(key)
@@ -211,7 +208,7 @@ class Reconciler:
         stale = [
             n
             for n, s in versioned.items()
-            if not (is_marker(s) and _meta(s, META_VERSION) >= tombstone)
+            if not (is_marker(s) and meta(s, META_VERSION) >= tombstone)
         ]
         for name in stale:
             if not is_marker(versioned[name]):
@@ -251,7 +248,7 @@ class Reconciler:
         seen: set[str] = set()
         unique = []
         for name in intact:
-            number = _meta(versioned[name], META_SHARE)
+            number = meta(versioned[name], META_SHARE)
             if number and number in seen:
                 continue
             seen.add(number)
@@ -263,6 +260,6 @@ class Reconciler:
             self._journal.complete(name, key, version)
 
     def _intact(self, name: str, key: str, stored: StoredObject, reference_size: int) -> bool:
-        if not _meta(stored, META_SHA256) or stored.size != reference_size:
+        if not meta(stored, META_SHA256) or stored.size != reference_size:
             return False
         return not self._verify_bytes or bytes_match(self._backends[name], key, stored)

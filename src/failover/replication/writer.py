@@ -16,8 +16,9 @@ Large payloads ``head`` first, so that a create-only upload of many megabytes is
 wasted on a key that exists; so do keys the writer knows exist (:class:`RecentKeys`, the
 keys it wrote lately), which makes an overwrite two requests instead of three. The hint
 only picks which conditional path to try first, so a wrong hint costs a request, never
-correctness. Deletes follow the same rule: a tombstone removes only a
-replica whose version is older than the tombstone.
+correctness. Deletes follow the same rule: a delete writes a marker with this
+function (:func:`~failover.replication.markers.write_marker`), so it replaces only a
+replica whose version is older than the delete.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from failover.backends.base import META_VERSION, Backend, StoredObject
 from failover.errors import NotFoundError, PreconditionFailedError
 from failover.payload import CHUNK_SIZE, Payload
 
-__all__ = ["RecentKeys", "ReplicaWrite", "delete_if_older", "write_if_newer"]
+__all__ = ["RecentKeys", "ReplicaWrite", "write_if_newer"]
 
 _MAX_ROUNDS = 5
 
@@ -156,39 +157,4 @@ def write_if_newer(
         return ReplicaWrite(stored, superseded=False, untrusted=untrusted)
     raise PreconditionFailedError(
         f"{key!r} kept changing during {_MAX_ROUNDS} conditional writes", backend=backend.name
-    )
-
-
-def delete_if_older(
-    backend: Backend, key: str, *, version: str, horizon: str | None = None
-) -> bool:
-    """Delete ``key`` from ``backend`` unless it holds a version newer than ``version``.
-
-    A version beyond ``horizon`` (the highest stamp trusted now) does not count as newer.
-
-    Returns:
-        True if the replica no longer holds the key (deleted, or already absent);
-        False if it holds a newer version (a later write wins over the delete).
-    """
-    try:
-        current = backend.head(key)
-    except NotFoundError:
-        return True
-    for _ in range(_MAX_ROUNDS):
-        newer = _version_of(current) > version
-        if newer and (horizon is None or _version_of(current) <= horizon):
-            return False
-        try:
-            # Conditional on the revision just inspected, so that a newer write landing
-            # between the check and the delete is never removed.
-            backend.delete(key, if_match=current.etag)
-        except PreconditionFailedError:
-            try:
-                current = backend.head(key)
-            except NotFoundError:
-                return True
-            continue
-        return True
-    raise PreconditionFailedError(
-        f"{key!r} kept changing during {_MAX_ROUNDS} conditional deletes", backend=backend.name
     )
