@@ -50,20 +50,31 @@ def _store(urls: list[str], journal: Path, **options: object) -> Storage:
     return Storage.from_urls(urls, journal=str(journal), **defaults)  # type: ignore[arg-type]
 
 
+_INSPECT_TIMEOUT = 30.0
+
+
 def _replica_states(store: Storage, key: str) -> dict[str, tuple[bytes, str, str] | None]:
-    """Each replica's bytes, version and sha256 for ``key`` (None: absent or deleted)."""
+    """Each replica's bytes, version and sha256 for ``key`` (None: absent or deleted).
+
+    Read with clients of their own whose timeout is generous: the store's short one is
+    the scenario's, and an inspection must not fail because a loaded machine answered
+    slowly.
+    """
     states: dict[str, tuple[bytes, str, str] | None] = {}
-    for name, backend in store.backends.items():
+    for url in store.settings.backends:
+        backend = from_url(url, timeout_seconds=_INSPECT_TIMEOUT)
         try:
             fetched = backend.get(key)
         except NotFoundError:
-            states[name] = None
+            states[backend.name] = None
             continue
+        finally:
+            backend.close()
         if is_marker(fetched.info):  # the delete, kept for the grace period
-            states[name] = None
+            states[backend.name] = None
             continue
         meta = fetched.info.metadata or {}
-        states[name] = (fetched.data, meta[META_VERSION], meta[META_SHA256])
+        states[backend.name] = (fetched.data, meta[META_VERSION], meta[META_SHA256])
     return states
 
 
